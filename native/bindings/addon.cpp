@@ -1,0 +1,457 @@
+// node-addon-api bindings: the Model class (training and sampling as promise-returning workers
+// with progress callbacks and cancellation), tensor access for checkpoints, and the Philox stream
+// for the TypeScript side's own draws. Every argument is checked here; a C++ exception becomes a
+// JavaScript Error and never leaves the addon.
+#include <napi.h>
+
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <thread>
+
+#include "../core/model.h"
+#include "../cpu/cpu_ops.h"
+
+namespace {
+
+using ncsn::Model;
+
+#ifndef NCSN_VERSION
+#define NCSN_VERSION "0.0.0"
+#endif
+
+Napi::Error type_error(Napi::Env env, const std::string& what) { return Napi::TypeError::New(env, what); }
+
+double get_number(const Napi::Object& o, const char* key, double fallback, bool required = false) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) {
+    if (required) throw type_error(o.Env(), std::string("'") + key + "' is required");
+    return fallback;
+  }
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+    throw type_error(o.Env(), std::string("'") + key + "' must be a finite number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t min, bool required = false) {
+  const double d = get_number(o, key, static_cast<double>(fallback), required);
+  if (d != std::floor(d) || d < static_cast<double>(min) || d > 9.0e15)
+    throw Napi::RangeError::New(o.Env(), std::string("'") + key + "' must be an integer ≥ " + std::to_string(min));
+  return static_cast<int64_t>(d);
+}
+
+std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) throw type_error(o.Env(), std::string("'") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<double> get_doubles(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return {};
+  if (!v.IsArray()) throw type_error(o.Env(), std::string("'") + key + "' must be an array of numbers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<double> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw type_error(o.Env(), std::string("'") + key + "' must be an array of numbers");
+    out.push_back(e.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+uint64_t get_seed(const Napi::Object& o, const char* key) {
+  const int64_t s = get_int(o, key, 0, 0);
+  return static_cast<uint64_t>(s);
+}
+
+Napi::Float32Array to_js(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+Napi::Object progress_to_js(Napi::Env env, const ncsn::TrainProgress& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", Napi::Number::New(env, static_cast<double>(p.step)));
+  o.Set("loss", Napi::Number::New(env, p.loss));
+  o.Set("stepsPerSecond", Napi::Number::New(env, p.steps_per_s));
+  Napi::Array levels = Napi::Array::New(env, p.level_loss.size());
+  Napi::Array counts = Napi::Array::New(env, p.level_count.size());
+  for (size_t i = 0; i < p.level_loss.size(); ++i) {
+    levels.Set(i, std::isnan(p.level_loss[i]) ? env.Null() : Napi::Number::New(env, p.level_loss[i]));
+    counts.Set(i, Napi::Number::New(env, static_cast<double>(p.level_count[i])));
+  }
+  o.Set("levelLoss", levels);
+  o.Set("levelCount", counts);
+  return o;
+}
+
+class ModelWrap;
+
+// Both workers hold a reference to their model for as long as they run, so the garbage collector
+// cannot free it under them, and clear the model's busy flag when they end.
+template <typename Progress>
+class ModelWorker : public Napi::AsyncProgressQueueWorker<Progress> {
+ public:
+  ModelWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function on_progress);
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void OnError(const Napi::Error& e) override;
+  void finish();
+  void report(const Napi::Value& v) {
+    if (!on_progress_.IsEmpty()) on_progress_.Call({v});
+  }
+
+  ModelWrap* owner_;
+  Napi::ObjectReference self_;
+  Napi::FunctionReference on_progress_;
+  Napi::Promise::Deferred deferred_;
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {InstanceMethod<&ModelWrap::SetData>("setData"), InstanceMethod<&ModelWrap::Train>("train"),
+                        InstanceMethod<&ModelWrap::Sample>("sample"), InstanceMethod<&ModelWrap::Cancel>("cancel"),
+                        InstanceMethod<&ModelWrap::Tensors>("tensors"),
+                        InstanceMethod<&ModelWrap::LoadTensors>("loadTensors"),
+                        InstanceAccessor<&ModelWrap::Step>("step"),
+                        InstanceAccessor<&ModelWrap::ParamCount>("paramCount"),
+                        InstanceAccessor<&ModelWrap::Backend>("backend"),
+                        InstanceAccessor<&ModelWrap::Threads>("threads")});
+  }
+
+  ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw type_error(env, "Model(config): config must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    ncsn::ModelConfig c;
+    c.kind = get_string(o, "kind", "mlp");
+    c.shape.data_dim = get_int(o, "dataDim", 2, 1);
+    c.shape.width = get_int(o, "width", 128, 1);
+    c.shape.depth = get_int(o, "depth", 2, 1);
+    c.sigmas = get_doubles(o, "sigmas");
+    c.seed = get_seed(o, "seed");
+    c.adam.lr = get_number(o, "lr", 1e-3);
+    c.adam.beta1 = get_number(o, "beta1", 0.9);
+    c.adam.beta2 = get_number(o, "beta2", 0.999);
+    c.adam.eps = get_number(o, "eps", 1e-8);
+    c.ema_decay = get_number(o, "emaDecay", 0.999);
+    if (!(c.adam.lr > 0) || !(c.adam.beta1 >= 0 && c.adam.beta1 < 1) || !(c.adam.beta2 >= 0 && c.adam.beta2 < 1) ||
+        !(c.adam.eps > 0) || !(c.ema_decay >= 0 && c.ema_decay < 1))
+      throw Napi::RangeError::New(env, "Adam needs lr > 0, betas and the EMA decay in [0, 1), eps > 0");
+    c.device = get_string(o, "device", "cpu");
+    c.threads = static_cast<int>(get_int(o, "threads", 0, 0));
+    c.mixture_means = get_doubles(o, "mixtureMeans");
+    c.mixture_weights = get_doubles(o, "mixtureWeights");
+    c.mixture_var = get_number(o, "mixtureVariance", 1.0);
+    try {
+      model_ = std::make_unique<Model>(c);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Model& model() { return *model_; }
+  std::atomic<bool>& cancel_flag() { return cancel_; }
+  void set_busy(bool b) { busy_ = b; }
+
+ private:
+  void claim(Napi::Env env) {
+    if (busy_) throw Napi::Error::New(env, "the model is busy: one training or sampling call runs at a time");
+  }
+
+  void SetData(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    claim(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw type_error(env, "setData(data, rows, cols): data must be a Float32Array");
+    if (!info[1].IsNumber() || !info[2].IsNumber()) throw type_error(env, "setData: rows and cols must be numbers");
+    Napi::Float32Array a = info[0].As<Napi::Float32Array>();
+    const int64_t rows = info[1].As<Napi::Number>().Int64Value(), cols = info[2].As<Napi::Number>().Int64Value();
+    if (rows < 1 || cols < 1 || static_cast<size_t>(rows * cols) != a.ElementLength())
+      throw Napi::RangeError::New(env, "setData: data must hold rows × cols values");
+    try {
+      model_->set_data(a.Data(), rows, cols);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Napi::Value Train(const Napi::CallbackInfo& info);
+  Napi::Value Sample(const Napi::CallbackInfo& info);
+
+  void Cancel(const Napi::CallbackInfo&) { cancel_ = true; }
+
+  Napi::Value Tensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    claim(env);
+    const auto tensors = model_->tensors();
+    Napi::Array out = Napi::Array::New(env, tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", tensors[i].name);
+      Napi::Array shape = Napi::Array::New(env, tensors[i].shape.size());
+      for (size_t j = 0; j < tensors[i].shape.size(); ++j)
+        shape.Set(j, Napi::Number::New(env, static_cast<double>(tensors[i].shape[j])));
+      t.Set("shape", shape);
+      t.Set("data", to_js(env, tensors[i].data));
+      out.Set(i, t);
+    }
+    return out;
+  }
+
+  void LoadTensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    claim(env);
+    if (!info[0].IsArray() || !info[1].IsNumber())
+      throw type_error(env, "loadTensors(tensors, step): an array of {name, shape, data} and a step");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<ncsn::NamedTensor> tensors;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      if (!a.Get(i).IsObject()) throw type_error(env, "loadTensors: each tensor must be an object");
+      Napi::Object t = a.Get(i).As<Napi::Object>();
+      ncsn::NamedTensor nt;
+      nt.name = get_string(t, "name", "");
+      for (double d : get_doubles(t, "shape")) nt.shape.push_back(static_cast<int64_t>(d));
+      Napi::Value data = t.Get("data");
+      if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        throw type_error(env, "loadTensors: tensor '" + nt.name + "' data must be a Float32Array");
+      Napi::Float32Array f = data.As<Napi::Float32Array>();
+      nt.data.assign(f.Data(), f.Data() + f.ElementLength());
+      int64_t expected = 1;
+      for (int64_t d : nt.shape) expected *= d;
+      if (expected != static_cast<int64_t>(nt.data.size()))
+        throw Napi::RangeError::New(env, "loadTensors: tensor '" + nt.name + "' has data that does not fit its shape");
+      tensors.push_back(std::move(nt));
+    }
+    const double step = info[1].As<Napi::Number>().DoubleValue();
+    if (step < 0 || step != std::floor(step)) throw Napi::RangeError::New(env, "loadTensors: step must be an integer ≥ 0");
+    try {
+      model_->load_tensors(tensors, static_cast<int64_t>(step));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Napi::Value Step(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(model_->step()));
+  }
+  Napi::Value ParamCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(model_->param_count()));
+  }
+  Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model_->backend_name()); }
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_->threads()); }
+
+  std::unique_ptr<Model> model_;
+  std::atomic<bool> cancel_{false};
+  bool busy_ = false;
+};
+
+template <typename Progress>
+ModelWorker<Progress>::ModelWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function on_progress)
+    : Napi::AsyncProgressQueueWorker<Progress>(env), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
+  self_ = Napi::Persistent(self);
+  if (!on_progress.IsEmpty()) on_progress_ = Napi::Persistent(on_progress);
+  owner_->set_busy(true);
+  owner_->cancel_flag() = false;
+}
+
+template <typename Progress>
+void ModelWorker<Progress>::finish() {
+  owner_->set_busy(false);
+}
+
+template <typename Progress>
+void ModelWorker<Progress>::OnError(const Napi::Error& e) {
+  finish();
+  deferred_.Reject(e.Value());
+}
+
+class TrainWorker : public ModelWorker<ncsn::TrainProgress> {
+ public:
+  TrainWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function cb, int64_t steps, int64_t batch,
+              int64_t every)
+      : ModelWorker(env, owner, self, cb), steps_(steps), batch_(batch), every_(every) {}
+
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      done_ = owner_->model().train(steps_, batch_, every_, [&](const ncsn::TrainProgress& p) {
+        progress.Send(&p, 1);
+        return !owner_->cancel_flag().load();
+      });
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnProgress(const ncsn::TrainProgress* p, size_t n) override {
+    Napi::HandleScope scope(Env());
+    for (size_t i = 0; i < n; ++i) report(progress_to_js(Env(), p[i]));
+  }
+  void OnOK() override {
+    finish();
+    Napi::Object r = Napi::Object::New(Env());
+    r.Set("steps", Napi::Number::New(Env(), static_cast<double>(done_)));
+    r.Set("step", Napi::Number::New(Env(), static_cast<double>(owner_->model().step())));
+    r.Set("cancelled", Napi::Boolean::New(Env(), done_ < steps_));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  int64_t steps_, batch_, every_, done_ = 0;
+};
+
+class SampleWorker : public ModelWorker<int64_t> {
+ public:
+  SampleWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function cb, ncsn::SampleRequest req,
+               std::vector<float> init)
+      : ModelWorker(env, owner, self, cb), req_(std::move(req)), init_(std::move(init)) {
+    if (!init_.empty()) req_.init = &init_;
+  }
+
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      finished_ = owner_->model().sample(req_, out_, [&](int64_t level) {
+        progress.Send(&level, 1);
+        return !owner_->cancel_flag().load();
+      });
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnProgress(const int64_t* p, size_t n) override {
+    Napi::HandleScope scope(Env());
+    for (size_t i = 0; i < n; ++i) report(Napi::Number::New(Env(), static_cast<double>(p[i])));
+  }
+  void OnOK() override {
+    finish();
+    Napi::Object r = Napi::Object::New(Env());
+    r.Set("samples", to_js(Env(), out_));
+    r.Set("cancelled", Napi::Boolean::New(Env(), !finished_));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  ncsn::SampleRequest req_;
+  std::vector<float> init_, out_;
+  bool finished_ = false;
+};
+
+Napi::Function optional_callback(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() > i && info[i].IsFunction()) return info[i].As<Napi::Function>();
+  if (info.Length() > i && !info[i].IsUndefined() && !info[i].IsNull())
+    throw type_error(info.Env(), "the progress callback must be a function");
+  return Napi::Function();
+}
+
+Napi::Value ModelWrap::Train(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  claim(env);
+  if (!info[0].IsObject()) throw type_error(env, "train(options, onProgress?): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const int64_t steps = get_int(o, "steps", 0, 0, true);
+  const int64_t batch = get_int(o, "batchSize", 128, 1);
+  const int64_t every = get_int(o, "reportEvery", 100, 1);
+  auto* w = new TrainWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), steps, batch, every);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  claim(env);
+  if (!info[0].IsObject()) throw type_error(env, "sample(options, onProgress?): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  ncsn::SampleRequest req;
+  req.n = get_int(o, "n", 1000, 1);
+  req.langevin.steps_per_level = get_int(o, "stepsPerLevel", 100, 1);
+  req.langevin.step_lr = get_number(o, "stepLr", 0.1);
+  if (!(req.langevin.step_lr > 0)) throw Napi::RangeError::New(env, "'stepLr' must be positive");
+  Napi::Value dn = o.Get("denoise");
+  req.langevin.denoise = dn.IsBoolean() && dn.As<Napi::Boolean>().Value();
+  req.langevin.seed = get_seed(o, "seed");
+  req.init_low = get_number(o, "initLow", -8);
+  req.init_high = get_number(o, "initHigh", 8);
+  if (!(req.init_low < req.init_high)) throw Napi::RangeError::New(env, "'initLow' must be below 'initHigh'");
+  Napi::Value ema = o.Get("useEma");
+  req.use_ema = ema.IsUndefined() ? true : ema.ToBoolean().Value();
+  std::vector<float> init;
+  Napi::Value iv = o.Get("init");
+  if (!iv.IsUndefined()) {
+    if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw type_error(env, "'init' must be a Float32Array");
+    Napi::Float32Array f = iv.As<Napi::Float32Array>();
+    init.assign(f.Data(), f.Data() + f.ElementLength());
+  }
+  auto* w = new SampleWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), req, std::move(init));
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// Element offset .. offset+n of a Philox stream (normals, or uniforms in (0, 1)).
+Napi::Value RandomDraw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw type_error(env, "random({kind, seed, n, stream?, offset?})");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string kind = get_string(o, "kind", "normal");
+  const uint64_t seed = get_seed(o, "seed");
+  const int64_t n = get_int(o, "n", 0, 0, true);
+  const uint64_t stream = static_cast<uint64_t>(get_int(o, "stream", 0, 0));
+  const uint64_t offset = static_cast<uint64_t>(get_int(o, "offset", 0, 0));
+  if (n > (int64_t(1) << 31)) throw Napi::RangeError::New(env, "random: n is too large");
+  ncsn::CpuOps<float> ops(1);
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(n));
+  const ncsn::RngStream s{seed, ncsn::RngPurpose::user, stream};
+  ncsn::Mat<float> m{out.Data(), 1, n};
+  if (kind == "normal") ops.random_normal(m, s, offset);
+  else if (kind == "uniform") ops.random_uniform(m, 0.0f, 1.0f, s, offset);
+  else throw Napi::RangeError::New(env, "random: kind must be 'normal' or 'uniform'");
+  return out;
+}
+
+// Raw Philox4x32-10 words, for the known-answer tests.
+Napi::Value Philox(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray()) throw type_error(env, "philox(counter[4], key[2])");
+  auto words = [&](Napi::Array a, uint32_t n) {
+    if (a.Length() != n) throw type_error(env, "philox(counter[4], key[2])");
+    std::vector<uint32_t> w;
+    for (uint32_t i = 0; i < n; ++i) w.push_back(a.Get(i).As<Napi::Number>().Uint32Value());
+    return w;
+  };
+  const auto c = words(info[0].As<Napi::Array>(), 4), k = words(info[1].As<Napi::Array>(), 2);
+  const ncsn::Philox4 r = ncsn::philox4x32_10(ncsn::Philox4{{c[0], c[1], c[2], c[3]}}, k[0], k[1]);
+  Napi::Array out = Napi::Array::New(env, 4);
+  for (uint32_t i = 0; i < 4; ++i) out.Set(i, Napi::Number::New(env, r.v[i]));
+  return out;
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", NCSN_VERSION);
+  Napi::Array backends = Napi::Array::New(env, 1);
+  backends.Set(0u, "cpu");
+  o.Set("backends", backends);
+  o.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
+  o.Set("devices", Napi::Array::New(env, 0));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Model", ModelWrap::Init(env));
+  exports.Set("random", Napi::Function::New(env, RandomDraw));
+  exports.Set("philox", Napi::Function::New(env, Philox));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(ncsn, Init)

@@ -1,0 +1,137 @@
+// The noise-conditional MLP of WORKLOADS.md W1, for any width, depth and data dimension:
+//   h_k = softplus(W_k h_{k-1} + b_k + E_k[i]),   s = (W_out h_depth + b_out) / σ_i
+// Forward and backward are written once over the op interface; every buffer is explicit.
+#pragma once
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "score_model.h"
+
+namespace ncsn {
+
+struct MlpShape {
+  int64_t data_dim = 2;
+  int64_t width = 128;
+  int64_t depth = 2;
+  int64_t levels = 10;
+};
+
+inline std::vector<ParamTensor> mlp_layout(const MlpShape& m) {
+  std::vector<ParamTensor> out;
+  int64_t offset = 0;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    int64_t size = 1;
+    for (int64_t d : shape) size *= d;
+    out.push_back({std::move(name), std::move(shape), offset, size});
+    offset += size;
+  };
+  int64_t in = m.data_dim;
+  for (int64_t k = 1; k <= m.depth; ++k) {
+    const std::string p = "fc" + std::to_string(k);
+    add(p + ".weight", {m.width, in});
+    add(p + ".bias", {m.width});
+    add(p + ".level_bias", {m.levels, m.width});
+    in = m.width;
+  }
+  add("out.weight", {m.data_dim, m.width});
+  add("out.bias", {m.data_dim});
+  return out;
+}
+
+template <typename T>
+class Mlp final : public ScoreModel<T> {
+ public:
+  // inv_sigma: a device table of 1/σ_i, owned by the caller.
+  Mlp(const MlpShape& shape, const T* inv_sigma) : shape_(shape), layout_(mlp_layout(shape)), inv_sigma_(inv_sigma) {
+    if (shape.data_dim < 1 || shape.width < 1 || shape.depth < 1 || shape.levels < 1)
+      throw std::invalid_argument("mlp: data_dim, width, depth and levels must be positive");
+  }
+
+  int64_t data_dim() const override { return shape_.data_dim; }
+  const std::vector<ParamTensor>& layout() const override { return layout_; }
+  const MlpShape& shape() const { return shape_; }
+
+  // Per-worker activations and gradient scratch for chunks of up to `rows` rows.
+  struct Activations {
+    int64_t rows = 0;
+    std::vector<Array<T>> z, h;  // per hidden layer: pre-activation and activation
+    Array<T> s, ds;              // the score and dL/ds
+    Array<T> dh, dz;             // gradient scratch shared by the hidden layers
+  };
+
+  void reserve(Ops<T>& ops, int64_t rows) override {
+    if (static_cast<int>(acts_.size()) == ops.workers() && !acts_.empty() && acts_[0].rows >= rows) return;
+    acts_.clear();
+    acts_.resize(ops.workers());
+    for (auto& a : acts_) {
+      a.rows = rows;
+      for (int64_t k = 0; k < shape_.depth; ++k) {
+        a.z.emplace_back(ops, rows * shape_.width);
+        a.h.emplace_back(ops, rows * shape_.width);
+      }
+      a.s = Array<T>(ops, rows * shape_.data_dim);
+      a.ds = Array<T>(ops, rows * shape_.data_dim);
+      a.dh = Array<T>(ops, rows * shape_.width);
+      a.dz = Array<T>(ops, rows * shape_.width);
+    }
+  }
+
+  Activations& activations(int worker) { return acts_[worker]; }
+
+  void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) override {
+    forward(ops, acts_[worker], s, x, level, params);
+  }
+
+  void forward(Ops<T>& ops, Activations& a, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) {
+    const int64_t n = x.rows;
+    Mat<T> in = x;
+    for (int64_t k = 0; k < shape_.depth; ++k) {
+      Mat<T> z = a.z[k].mat(n, shape_.width), h = a.h[k].mat(n, shape_.width);
+      ops.matmul_forward(z, in, weight(params, k));
+      ops.add_bias_forward(z, bias(params, k), level_bias(params, k), level);
+      ops.softplus_forward(h, z);
+      in = h;
+    }
+    ops.matmul_forward(s, in, weight(params, shape_.depth));
+    ops.add_bias_forward(s, bias(params, shape_.depth), Mat<T>{}, level);
+    ops.scale_by_level(s, inv_sigma_, level);
+  }
+
+  // Reads dL/ds from a.ds (and scales it in place); writes every parameter gradient into grads.
+  void backward(Ops<T>& ops, Activations& a, Mat<T> x, const int32_t* level, const T* params, T* grads) {
+    const int64_t n = x.rows;
+    Mat<T> dy = a.ds.mat(n, shape_.data_dim);
+    ops.scale_by_level(dy, inv_sigma_, level);
+    ops.add_bias_backward(bias(grads, shape_.depth), Mat<T>{}, dy, level);
+    Mat<T> dh = a.dh.mat(n, shape_.width), dz = a.dz.mat(n, shape_.width);
+    ops.matmul_backward(dh, weight(grads, shape_.depth), dy, a.h[shape_.depth - 1].mat(n, shape_.width),
+                        weight(params, shape_.depth));
+    for (int64_t k = shape_.depth - 1; k >= 0; --k) {
+      ops.softplus_backward(dz, dh, a.z[k].mat(n, shape_.width));
+      ops.add_bias_backward(bias(grads, k), level_bias(grads, k), dz, level);
+      Mat<T> in = k > 0 ? a.h[k - 1].mat(n, shape_.width) : x;
+      ops.matmul_backward(k > 0 ? dh : Mat<T>{}, weight(grads, k), dz, in, weight(params, k));
+    }
+  }
+
+ private:
+  // Layer k in [0, depth] (depth is the output layer): three tensors per hidden layer, two for out.
+  Mat<T> weight(const T* base, int64_t k) const {
+    const ParamTensor& p = layout_[3 * k];
+    return {const_cast<T*>(base) + p.offset, p.shape[0], p.shape[1]};
+  }
+  T* bias(const T* base, int64_t k) const { return const_cast<T*>(base) + layout_[3 * k + 1].offset; }
+  Mat<T> level_bias(const T* base, int64_t k) const {
+    const ParamTensor& p = layout_[3 * k + 2];
+    return {const_cast<T*>(base) + p.offset, p.shape[0], p.shape[1]};
+  }
+
+  MlpShape shape_;
+  std::vector<ParamTensor> layout_;
+  const T* inv_sigma_;
+  std::vector<Activations> acts_;
+};
+
+}  // namespace ncsn

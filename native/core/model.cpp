@@ -1,0 +1,199 @@
+#include "model.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "../cpu/cpu_ops.h"
+
+namespace ncsn {
+
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads) {
+  if (device == "cpu" || device == "auto") return std::make_unique<CpuOps<float>>(threads);
+  throw std::invalid_argument("unknown device '" + device + "' (this build has: cpu)");
+}
+
+namespace {
+void check_sigmas(const std::vector<double>& sigmas, bool allow_zero) {
+  if (sigmas.empty()) throw std::invalid_argument("at least one noise level is needed");
+  for (size_t i = 0; i < sigmas.size(); ++i) {
+    if (!std::isfinite(sigmas[i]) || sigmas[i] < 0 || (!allow_zero && sigmas[i] == 0))
+      throw std::invalid_argument("noise levels must be positive and finite");
+    if (i > 0 && !(sigmas[i] < sigmas[i - 1]))
+      throw std::invalid_argument("noise levels must be strictly decreasing");
+  }
+}
+}  // namespace
+
+Model::Model(const ModelConfig& config) : config_(config) {
+  const bool exact = config.kind == "exact:mixture";
+  if (!exact && config.kind != "mlp")
+    throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, exact:mixture)");
+  check_sigmas(config.sigmas, exact);
+  config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
+  ops_ = make_backend(config.device, config.threads);
+
+  const int64_t levels = config_.shape.levels;
+  std::vector<float> sigma(levels), inv(levels);
+  for (int64_t i = 0; i < levels; ++i) {
+    sigma[i] = static_cast<float>(config.sigmas[i]);
+    inv[i] = config.sigmas[i] > 0 ? static_cast<float>(1.0 / config.sigmas[i]) : 0.0f;
+  }
+  sigma_ = Array<float>(*ops_, levels);
+  sigma_.upload(sigma.data(), levels);
+  inv_sigma_ = Array<float>(*ops_, levels);
+  inv_sigma_.upload(inv.data(), levels);
+
+  if (exact) {
+    std::vector<float> means(config.mixture_means.begin(), config.mixture_means.end());
+    std::vector<float> weights(config.mixture_weights.begin(), config.mixture_weights.end());
+    model_ = std::make_unique<ExactMixture<float>>(*ops_, means, weights, config.shape.data_dim,
+                                                   static_cast<float>(config.mixture_var), sigma_.data());
+  } else {
+    auto mlp = std::make_unique<Mlp<float>>(config_.shape, inv_sigma_.data());
+    mlp_ = mlp.get();
+    model_ = std::move(mlp);
+    trainer_ = std::make_unique<DsmTrainer<float>>(*ops_, *mlp_, sigma_.data(), config.sigmas);
+  }
+
+  // PyTorch's default for a linear layer: weight and bias ~ U(±1/√fan_in); level biases start at 0.
+  const int64_t p = model_->param_count();
+  state_ = std::make_unique<TrainState<float>>(*ops_, p);
+  std::vector<float> zeros(static_cast<size_t>(p), 0.0f);
+  for (auto* a : {&state_->params, &state_->adam_m, &state_->adam_v}) a->upload(zeros.data(), p);
+  const auto& layout = model_->layout();
+  for (size_t t = 0; t < layout.size(); ++t) {
+    const ParamTensor& pt = layout[t];
+    if (pt.name.find("level_bias") != std::string::npos) continue;
+    const std::string layer = pt.name.substr(0, pt.name.find('.'));
+    const ParamTensor& w = *std::find_if(layout.begin(), layout.end(),
+                                         [&](const ParamTensor& q) { return q.name == layer + ".weight"; });
+    const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(w.shape[1])));
+    ops_->random_uniform(Mat<float>{state_->params.data() + pt.offset, 1, pt.size}, -bound, bound,
+                         {config.seed, RngPurpose::init_weights, t}, 0);
+  }
+  ops_->copy(state_->ema.data(), state_->params.data(), sizeof(float) * static_cast<size_t>(p));
+}
+
+void Model::set_data(const float* data, int64_t rows, int64_t cols) {
+  if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
+  for (int64_t i = 0; i < rows * cols; ++i)
+    if (!std::isfinite(data[i]))
+      throw std::invalid_argument("training data has a non-finite value at row " + std::to_string(i / cols));
+  trainer_->set_data(data, rows, cols);
+}
+
+int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
+                     const std::function<bool(const TrainProgress&)>& report) {
+  if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
+  if (trainer_->data_rows() == 0) throw std::invalid_argument("no training data was given");
+  if (steps < 0 || batch < 1 || report_every < 1) throw std::invalid_argument("steps, batch and report interval must be positive");
+  TrainSettings ts;
+  ts.batch = batch;
+  ts.adam = config_.adam;
+  ts.ema_decay = config_.ema_decay;
+  ts.seed = config_.seed;
+  const size_t levels = config_.sigmas.size();
+  std::vector<float> loss;
+  std::vector<int32_t> level;
+  std::vector<double> sum(levels, 0.0);
+  std::vector<int64_t> count(levels, 0);
+  using clock = std::chrono::steady_clock;
+  auto since = clock::now();
+  int64_t done = 0, window = 0;
+  while (done < steps) {
+    trainer_->step(*state_, ts, loss, level);
+    for (size_t r = 0; r < loss.size(); ++r) {
+      sum[level[r]] += loss[r];
+      count[level[r]] += 1;
+    }
+    ++done;
+    ++window;
+    if (done % report_every == 0 || done == steps) {
+      TrainProgress p;
+      p.step = state_->step;
+      double total = 0;
+      int64_t n = 0;
+      p.level_loss.resize(levels);
+      for (size_t l = 0; l < levels; ++l) {
+        total += sum[l];
+        n += count[l];
+        p.level_loss[l] = count[l] ? sum[l] / count[l] : std::numeric_limits<double>::quiet_NaN();
+      }
+      p.level_count = count;
+      p.loss = total / static_cast<double>(n);
+      const auto now = clock::now();
+      p.steps_per_s = window / std::chrono::duration<double>(now - since).count();
+      since = now;
+      window = 0;
+      std::fill(sum.begin(), sum.end(), 0.0);
+      std::fill(count.begin(), count.end(), 0);
+      if (!report(p)) break;
+    }
+  }
+  return done;
+}
+
+bool Model::sample(const SampleRequest& req, std::vector<float>& out, const std::function<bool(int64_t)>& progress) {
+  const int64_t d = model_->data_dim();
+  if (req.n < 1) throw std::invalid_argument("the number of samples must be positive");
+  if (req.langevin.steps_per_level < 1) throw std::invalid_argument("steps per level must be positive");
+  if (!(req.langevin.step_lr > 0) || !std::isfinite(req.langevin.step_lr))
+    throw std::invalid_argument("the step size must be positive");
+  LangevinSettings ls = req.langevin;
+  ls.sigmas = config_.sigmas;
+  Array<float> x(*ops_, req.n * d);
+  if (req.init) {
+    if (static_cast<int64_t>(req.init->size()) != req.n * d)
+      throw std::invalid_argument("initial points must be n×" + std::to_string(d));
+    x.upload(req.init->data(), req.n * d);
+  } else {
+    ops_->random_uniform(x.mat(req.n, d), static_cast<float>(req.init_low), static_cast<float>(req.init_high),
+                         {ls.seed, RngPurpose::sample_init, 0}, 0);
+  }
+  const float* params = req.use_ema ? state_->ema.data() : state_->params.data();
+  const bool finished = annealed_langevin<float>(*ops_, *model_, params, x.mat(req.n, d), ls, progress);
+  out.resize(static_cast<size_t>(req.n * d));
+  x.download(out.data(), req.n * d);
+  return finished;
+}
+
+std::vector<NamedTensor> Model::tensors() const {
+  std::vector<NamedTensor> out;
+  const std::pair<const char*, const Array<float>*> groups[] = {
+      {"", &state_->params}, {"ema.", &state_->ema}, {"optimizer.exp_avg.", &state_->adam_m},
+      {"optimizer.exp_avg_sq.", &state_->adam_v}};
+  for (const auto& [prefix, arr] : groups)
+    for (const ParamTensor& p : model_->layout()) {
+      NamedTensor t{prefix + p.name, p.shape, std::vector<float>(static_cast<size_t>(p.size))};
+      arr->download(t.data.data(), p.size, p.offset);
+      out.push_back(std::move(t));
+    }
+  return out;
+}
+
+void Model::load_tensors(const std::vector<NamedTensor>& tensors, int64_t step) {
+  if (step < 0) throw std::invalid_argument("the step count must not be negative");
+  const std::pair<const char*, Array<float>*> groups[] = {
+      {"", &state_->params}, {"ema.", &state_->ema}, {"optimizer.exp_avg.", &state_->adam_m},
+      {"optimizer.exp_avg_sq.", &state_->adam_v}};
+  for (const auto& [prefix, arr] : groups)
+    for (const ParamTensor& p : model_->layout()) {
+      const std::string name = prefix + p.name;
+      auto it = std::find_if(tensors.begin(), tensors.end(), [&](const NamedTensor& t) { return t.name == name; });
+      if (it == tensors.end()) throw std::invalid_argument("checkpoint has no tensor '" + name + "'");
+      if (it->shape != p.shape) throw std::invalid_argument("tensor '" + name + "' has the wrong shape");
+      for (float v : it->data)
+        if (!std::isfinite(v)) throw std::invalid_argument("tensor '" + name + "' has a non-finite value");
+    }
+  for (const auto& [prefix, arr] : groups)
+    for (const ParamTensor& p : model_->layout()) {
+      const std::string name = prefix + p.name;
+      auto it = std::find_if(tensors.begin(), tensors.end(), [&](const NamedTensor& t) { return t.name == name; });
+      arr->upload(it->data.data(), p.size, p.offset);
+    }
+  state_->step = step;
+}
+
+}  // namespace ncsn

@@ -1,0 +1,91 @@
+// A model as the bindings see it: a backend, a score model, its training state and the data it
+// trains on. Everything here is float32; the double instantiations are for the tests.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exact_mixture.h"
+#include "langevin.h"
+#include "mlp.h"
+#include "training.h"
+
+namespace ncsn {
+
+struct ModelConfig {
+  std::string kind = "mlp";  // "mlp" or "exact:mixture"
+  MlpShape shape;            // shape.levels is sigmas.size()
+  std::vector<double> sigmas;
+  uint64_t seed = 0;
+  AdamSettings adam;
+  double ema_decay = 0.999;
+  std::string device = "cpu";
+  int threads = 0;
+  // exact:mixture only
+  std::vector<double> mixture_means, mixture_weights;
+  double mixture_var = 1.0;
+};
+
+// Statistics of the steps since the last report.
+struct TrainProgress {
+  int64_t step = 0;
+  double loss = 0;
+  std::vector<double> level_loss;  // mean loss per level (NaN where no sample drew that level)
+  std::vector<int64_t> level_count;
+  double steps_per_s = 0;
+};
+
+struct SampleRequest {
+  int64_t n = 1000;
+  LangevinSettings langevin;  // sigmas are the model's own
+  double init_low = -8, init_high = 8;
+  bool use_ema = true;
+  const std::vector<float>* init = nullptr;  // n×D starting points instead of uniform ones
+};
+
+// One named tensor copied to or from the host.
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads);
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  std::string backend_name() const { return ops_->name(); }
+  int threads() const { return ops_->workers(); }
+  bool trainable() const { return mlp_ != nullptr; }
+  int64_t step() const { return state_->step; }
+  int64_t param_count() const { return model_->param_count(); }
+
+  void set_data(const float* data, int64_t rows, int64_t cols);
+  // Runs `steps` steps of `batch`, calling report() every `report_every` steps and after the last;
+  // report returns false to stop early. Returns the steps done.
+  int64_t train(int64_t steps, int64_t batch, int64_t report_every,
+                const std::function<bool(const TrainProgress&)>& report);
+  // Returns false when progress() asked to stop.
+  bool sample(const SampleRequest& req, std::vector<float>& out, const std::function<bool(int64_t)>& progress);
+
+  // Parameters under their names, Adam moments under "optimizer.exp_avg." and
+  // "optimizer.exp_avg_sq.", the EMA under "ema.".
+  std::vector<NamedTensor> tensors() const;
+  void load_tensors(const std::vector<NamedTensor>& tensors, int64_t step);
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<Ops<float>> ops_;
+  Array<float> sigma_, inv_sigma_;
+  std::unique_ptr<ScoreModel<float>> model_;
+  Mlp<float>* mlp_ = nullptr;
+  std::unique_ptr<TrainState<float>> state_;
+  std::unique_ptr<DsmTrainer<float>> trainer_;
+};
+
+}  // namespace ncsn

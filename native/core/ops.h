@@ -1,0 +1,135 @@
+// The op interface: every piece of arithmetic the networks, the trainer and the samplers need.
+// The networks are written once over it; each backend implements every op (native/cpu,
+// native/cuda). Matrices are row-major and contiguous; a backend owns the memory they live in.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "philox.h"
+
+namespace ncsn {
+
+template <typename T>
+struct Mat {
+  T* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  int64_t size() const { return rows * cols; }
+  Mat row_range(int64_t begin, int64_t end) const { return {data + begin * cols, end - begin, cols}; }
+};
+
+struct AdamSettings {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+// Memory and scheduling, the part of a backend that does not depend on the scalar type.
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual std::string name() const = 0;
+
+  virtual void* alloc_bytes(size_t bytes) = 0;
+  virtual void free_bytes(void* p) = 0;
+  virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+
+  // Work is split into chunks of rows that the backend may run side by side; `worker` names the
+  // scratch a chunk may use. A GPU backend runs one chunk holding every row.
+  virtual int64_t chunk_rows() const = 0;
+  virtual int workers() const = 0;
+  virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
+};
+
+// An array in a device's memory, freed with it.
+template <typename U>
+class Array {
+ public:
+  Array() = default;
+  Array(Device& dev, int64_t n) : dev_(&dev), n_(n) {
+    data_ = static_cast<U*>(dev.alloc_bytes(static_cast<size_t>(n > 0 ? n : 1) * sizeof(U)));
+  }
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+  Array(Array&& o) noexcept { *this = std::move(o); }
+  Array& operator=(Array&& o) noexcept {
+    release();
+    dev_ = o.dev_; data_ = o.data_; n_ = o.n_;
+    o.dev_ = nullptr; o.data_ = nullptr; o.n_ = 0;
+    return *this;
+  }
+  ~Array() { release(); }
+
+  U* data() const { return data_; }
+  int64_t size() const { return n_; }
+  Mat<U> mat(int64_t rows, int64_t cols) const { return {data_, rows, cols}; }
+  void upload(const U* src, int64_t n, int64_t at = 0) { dev_->to_device(data_ + at, src, n * sizeof(U)); }
+  void download(U* dst, int64_t n, int64_t at = 0) const { dev_->to_host(dst, data_ + at, n * sizeof(U)); }
+
+ private:
+  void release() {
+    if (dev_ && data_) dev_->free_bytes(data_);
+    data_ = nullptr;
+  }
+  Device* dev_ = nullptr;
+  U* data_ = nullptr;
+  int64_t n_ = 0;
+};
+
+template <typename T>
+class Ops : public Device {
+ public:
+
+  // y[M×N] = x[M×K] · wᵀ, with w[N×K] (a linear layer without its bias).
+  virtual void matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) = 0;
+  // dx = dy · w (skipped when dx.data is null); dw = dyᵀ · x, overwritten.
+  virtual void matmul_backward(Mat<T> dx, Mat<T> dw, Mat<T> dy, Mat<T> x, Mat<T> w) = 0;
+
+  // y[r] += b + e[level[r]]; e may be empty (no per-level bias).
+  virtual void add_bias_forward(Mat<T> y, const T* b, Mat<T> e, const int32_t* level) = 0;
+  // db = Σ_r dy[r]; de[l] = Σ_{r: level[r]=l} dy[r], overwritten (skipped when e is empty).
+  virtual void add_bias_backward(T* db, Mat<T> de, Mat<T> dy, const int32_t* level) = 0;
+
+  virtual void softplus_forward(Mat<T> h, Mat<T> z) = 0;
+  // dz = dh · sigmoid(z)
+  virtual void softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) = 0;
+
+  // y[r] *= factor[level[r]]: the score's 1/σ_i and its backward.
+  virtual void scale_by_level(Mat<T> y, const T* factor, const int32_t* level) = 0;
+
+  // x̃ = x + σ_level z
+  virtual void perturb(Mat<T> xt, Mat<T> x, Mat<T> z, const T* sigma, const int32_t* level) = 0;
+  // loss[r] = ½‖σ s[r] + z[r]‖² (DSM with λ(σ) = σ²) and ds = grad_scale · ∂loss/∂s.
+  virtual void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
+                        T grad_scale) = 0;
+
+  // x += drift · s + diffusion · z (z may be empty: a deterministic step such as denoising).
+  virtual void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) = 0;
+
+  // The exact score of a Gaussian mixture Σ w_k N(μ_k, (var + σ_level²) I), means[K×D].
+  virtual void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var,
+                             const T* sigma, const int32_t* level) = 0;
+
+  // Adam (Kingma & Ba) with bias correction at step t (1-based), in place over n parameters.
+  virtual void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) = 0;
+  virtual void ema_update(T* ema, const T* p, int64_t n, double decay) = 0;
+  // dst += src over n values (chunk gradients summed in a fixed order).
+  virtual void accumulate(T* dst, const T* src, int64_t n) = 0;
+
+  virtual void gather_rows(Mat<T> out, Mat<T> data, const int32_t* index) = 0;
+  virtual void fill_int(int32_t* out, int64_t n, int32_t value) = 0;
+
+  // Counter-based draws: value j of the stream is element `offset + j` of it, whatever the
+  // chunking, so CPU and GPU and any thread count draw the same numbers.
+  virtual void random_normal(Mat<T> out, const RngStream& s, uint64_t offset) = 0;
+  virtual void random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) = 0;
+  virtual void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) = 0;
+};
+
+}  // namespace ncsn

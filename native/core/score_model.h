@@ -1,0 +1,36 @@
+// A score model s(x, σ_level): the learned MLP, or an exact score used to check the samplers
+// apart from learning.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace ncsn {
+
+// One named tensor inside a model's flat parameter array.
+struct ParamTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+
+template <typename T>
+class ScoreModel {
+ public:
+  virtual ~ScoreModel() = default;
+  virtual int64_t data_dim() const = 0;
+  virtual const std::vector<ParamTensor>& layout() const = 0;
+  int64_t param_count() const {
+    const auto& l = layout();
+    return l.empty() ? 0 : l.back().offset + l.back().size;
+  }
+  // Scratch for chunks of up to `rows` rows, one set per worker of the backend.
+  virtual void reserve(Ops<T>& ops, int64_t rows) = 0;
+  // s = s(x, σ_level) for one chunk of rows, with the scratch of `worker`.
+  virtual void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) = 0;
+};
+
+}  // namespace ncsn

@@ -1,0 +1,133 @@
+// Denoising score matching (Vincent 2011; NCSN eq. 5 with λ(σ) = σ²), one Adam step at a time:
+// draw a batch and a level per sample, perturb, forward, loss, backward, Adam, EMA.
+// Each step's randomness is keyed by (seed, purpose, step), so a resumed run continues exactly.
+#pragma once
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "mlp.h"
+
+namespace ncsn {
+
+// The non-finite loss that stops a diverging run, with where it happened.
+struct DivergenceError : std::runtime_error {
+  DivergenceError(int64_t step, int32_t level, double sigma)
+      : std::runtime_error(describe(step, level, sigma)), step(step), level(level) {}
+  static std::string describe(int64_t step, int32_t level, double sigma) {
+    std::ostringstream os;
+    os << "training diverged: non-finite loss at step " << step << ", noise level " << level << " (sigma "
+       << sigma << ")";
+    return os.str();
+  }
+  int64_t step;
+  int32_t level;
+};
+
+// Everything a checkpoint holds besides the config.
+template <typename T>
+struct TrainState {
+  TrainState(Ops<T>& ops, int64_t n) : params(ops, n), adam_m(ops, n), adam_v(ops, n), ema(ops, n) {}
+  Array<T> params, adam_m, adam_v, ema;
+  int64_t step = 0;  // Adam steps taken; also the counter of every training random stream
+};
+
+struct TrainSettings {
+  int64_t batch = 128;
+  AdamSettings adam;
+  double ema_decay = 0.999;
+  uint64_t seed = 0;
+};
+
+template <typename T>
+class DsmTrainer {
+ public:
+  // sigma: the device table of σ_i (descending), `levels` entries; sigma_host the same on the host.
+  DsmTrainer(Ops<T>& ops, Mlp<T>& mlp, const T* sigma, std::vector<double> sigma_host)
+      : ops_(ops), mlp_(mlp), sigma_(sigma), sigma_host_(std::move(sigma_host)) {}
+
+  void set_data(const T* host, int64_t rows, int64_t cols) {
+    if (cols != mlp_.data_dim()) throw std::invalid_argument("training data has the wrong dimension");
+    if (rows < 1) throw std::invalid_argument("training data is empty");
+    if (rows > INT32_MAX) throw std::invalid_argument("training data has more than 2^31 rows");
+    data_ = Array<T>(ops_, rows * cols);
+    data_.upload(host, rows * cols);
+    data_rows_ = rows;
+  }
+  int64_t data_rows() const { return data_rows_; }
+
+  // One step. Per-sample losses and levels come back on the host for the caller's statistics.
+  void step(TrainState<T>& st, const TrainSettings& ts, std::vector<T>& loss_out, std::vector<int32_t>& level_out) {
+    if (data_rows_ == 0) throw std::logic_error("no training data");
+    const int64_t b = ts.batch, d = mlp_.data_dim(), p = mlp_.param_count();
+    reserve(b);
+    const uint64_t t = static_cast<uint64_t>(st.step);
+    ops_.random_below(index_.data(), b, static_cast<uint32_t>(data_rows_), {ts.seed, RngPurpose::batch_index, t}, 0);
+    ops_.random_below(level_.data(), b, static_cast<uint32_t>(sigma_host_.size()),
+                      {ts.seed, RngPurpose::batch_level, t}, 0);
+    Mat<T> noise = noise_.mat(b, d), x = x_.mat(b, d), xt = xt_.mat(b, d);
+    ops_.random_normal(noise, {ts.seed, RngPurpose::train_noise, t}, 0);
+    ops_.gather_rows(x, data_.mat(data_rows_, d), index_.data());
+    ops_.perturb(xt, x, noise, sigma_, level_.data());
+
+    const int64_t chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
+    const T grad_scale = T(1) / static_cast<T>(b);
+    const T* params = st.params.data();
+    ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
+      const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk), n = r1 - r0;
+      auto& a = mlp_.activations(worker);
+      const int32_t* lv = level_.data() + r0;
+      Mat<T> s = a.s.mat(n, d);
+      mlp_.forward(ops_, a, s, xt.row_range(r0, r1), lv, params);
+      ops_.dsm_loss(loss_.data() + r0, a.ds.mat(n, d), s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
+      mlp_.backward(ops_, a, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
+    });
+    for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
+
+    loss_out.resize(b);
+    level_out.resize(b);
+    loss_.download(loss_out.data(), b);
+    level_.download(level_out.data(), b);
+    for (int64_t r = 0; r < b; ++r)
+      if (!std::isfinite(static_cast<double>(loss_out[r])))
+        throw DivergenceError(st.step + 1, level_out[r], sigma_host_[level_out[r]]);
+
+    ops_.adam_update(st.params.data(), chunk_grad_[0].data(), st.adam_m.data(), st.adam_v.data(), p, ts.adam,
+                     st.step + 1);
+    ops_.ema_update(st.ema.data(), st.params.data(), p, ts.ema_decay);
+    st.step += 1;
+  }
+
+  // The gradient of the last step (before Adam used it), for tests.
+  const Array<T>& last_gradient() const { return chunk_grad_[0]; }
+
+ private:
+  void reserve(int64_t b) {
+    if (b == batch_) return;
+    const int64_t d = mlp_.data_dim(), chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
+    index_ = Array<int32_t>(ops_, b);
+    level_ = Array<int32_t>(ops_, b);
+    noise_ = Array<T>(ops_, b * d);
+    x_ = Array<T>(ops_, b * d);
+    xt_ = Array<T>(ops_, b * d);
+    loss_ = Array<T>(ops_, b);
+    chunk_grad_.clear();
+    for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, mlp_.param_count());
+    mlp_.reserve(ops_, std::min(b, chunk));
+    batch_ = b;
+  }
+
+  Ops<T>& ops_;
+  Mlp<T>& mlp_;
+  const T* sigma_;
+  std::vector<double> sigma_host_;
+  Array<T> data_;
+  int64_t data_rows_ = 0;
+  int64_t batch_ = 0;
+  Array<int32_t> index_, level_;
+  Array<T> noise_, x_, xt_, loss_;
+  std::vector<Array<T>> chunk_grad_;
+};
+
+}  // namespace ncsn

@@ -1,0 +1,315 @@
+#include "cpu_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "gemm.h"
+#include "vecmath.h"
+
+namespace ncsn {
+
+template <typename T>
+CpuOps<T>::CpuOps(int threads, int64_t chunk) : chunk_(chunk < 1 ? 1 : chunk) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  pool_ = std::make_unique<ThreadPool>(threads);
+}
+
+template <typename T>
+void* CpuOps<T>::alloc_bytes(size_t bytes) {
+  // 64-byte alignment: a cache line, and whole vectors for the kernels
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+template <typename T>
+void CpuOps<T>::free_bytes(void* p) { std::free(p); }
+template <typename T>
+void CpuOps<T>::to_device(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+template <typename T>
+void CpuOps<T>::to_host(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+template <typename T>
+void CpuOps<T>::copy(void* dst, const void* src, size_t bytes) { std::memmove(dst, src, bytes); }
+
+template <typename T>
+void CpuOps<T>::run_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) {
+  pool_->run(n_chunks, fn);
+}
+
+// ---- matmul: y = x·wᵀ forward; dx = dy·w and dw = dyᵀ·x backward ----
+
+namespace {
+// Per-thread scratch for the transposed copy of an operand.
+template <typename T>
+T* scratch(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) {
+  const int64_t m = x.rows, k = x.cols, n = w.rows;
+  if (n < 16) {  // a narrow output (the score layer): dot products along K
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T acc = T(0);
+        const T* a = x.data + i * k;
+        const T* b = w.data + j * k;
+        for (int64_t p = 0; p < k; ++p) acc += a[p] * b[p];
+        y.data[i * n + j] = acc;
+      }
+    return;
+  }
+  T* wt = scratch<T>(static_cast<size_t>(k * n));  // wᵀ, K×N: a fraction of the product's cost
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) wt[p * n + j] = w.data[j * k + p];
+  gemm(GemmArgs<T>{y.data, n, x.data, k, 1, wt, n, m, n, k, false});
+}
+
+template <typename T>
+void CpuOps<T>::matmul_backward(Mat<T> dx, Mat<T> dw, Mat<T> dy, Mat<T> x, Mat<T> w) {
+  const int64_t m = dy.rows, n = dy.cols, k = x.cols;
+  if (dx.data) gemm(GemmArgs<T>{dx.data, k, dy.data, n, 1, w.data, k, m, k, n, false});
+  if (k >= 16) {
+    gemm(GemmArgs<T>{dw.data, k, dy.data, 1, n, x.data, k, n, k, m, false});
+    return;
+  }
+  // a narrow input (the first layer): dwᵀ = xᵀ·dy is the wide product, then transpose it
+  T* dwt = scratch<T>(static_cast<size_t>(k * n));
+  gemm(GemmArgs<T>{dwt, n, x.data, 1, k, dy.data, n, k, n, m, false});
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j) dw.data[j * k + p] = dwt[p * n + j];
+}
+
+// ---- bias and per-level bias ----
+
+template <typename T>
+void CpuOps<T>::add_bias_forward(Mat<T> y, const T* b, Mat<T> e, const int32_t* level) {
+  for (int64_t i = 0; i < y.rows; ++i) {
+    T* row = y.data + i * y.cols;
+    for (int64_t j = 0; j < y.cols; ++j) row[j] += b[j];
+    if (e.data) {
+      const T* el = e.data + static_cast<int64_t>(level[i]) * e.cols;
+      for (int64_t j = 0; j < y.cols; ++j) row[j] += el[j];
+    }
+  }
+}
+
+template <typename T>
+void CpuOps<T>::add_bias_backward(T* db, Mat<T> de, Mat<T> dy, const int32_t* level) {
+  std::fill(db, db + dy.cols, T(0));
+  if (de.data) std::fill(de.data, de.data + de.size(), T(0));
+  for (int64_t i = 0; i < dy.rows; ++i) {
+    const T* row = dy.data + i * dy.cols;
+    for (int64_t j = 0; j < dy.cols; ++j) db[j] += row[j];
+    if (de.data) {
+      T* el = de.data + static_cast<int64_t>(level[i]) * de.cols;
+      for (int64_t j = 0; j < dy.cols; ++j) el[j] += row[j];
+    }
+  }
+}
+
+// ---- softplus ----
+
+namespace {
+template <typename T>
+void softplus_forward_loop(T* h, const T* z, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = vm::softplus(z[i]);
+}
+template <typename T>
+void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::sigmoid(z[i]);
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void softplus_forward_f32(float* h, const float* z, int64_t n) { softplus_forward_loop(h, z, n); }
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void softplus_backward_f32(float* dz, const float* dh, const float* z, int64_t n) {
+  softplus_backward_loop(dz, dh, z, n);
+}
+void softplus_forward_any(float* h, const float* z, int64_t n) { softplus_forward_f32(h, z, n); }
+void softplus_forward_any(double* h, const double* z, int64_t n) { softplus_forward_loop(h, z, n); }
+void softplus_backward_any(float* dz, const float* dh, const float* z, int64_t n) {
+  softplus_backward_f32(dz, dh, z, n);
+}
+void softplus_backward_any(double* dz, const double* dh, const double* z, int64_t n) {
+  softplus_backward_loop(dz, dh, z, n);
+}
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::softplus_forward(Mat<T> h, Mat<T> z) { softplus_forward_any(h.data, z.data, z.size()); }
+template <typename T>
+void CpuOps<T>::softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) {
+  softplus_backward_any(dz.data, dh.data, z.data, z.size());
+}
+
+// ---- noise levels, DSM, Langevin ----
+
+template <typename T>
+void CpuOps<T>::scale_by_level(Mat<T> y, const T* factor, const int32_t* level) {
+  for (int64_t i = 0; i < y.rows; ++i) {
+    const T f = factor[level[i]];
+    for (int64_t j = 0; j < y.cols; ++j) y.data[i * y.cols + j] *= f;
+  }
+}
+
+template <typename T>
+void CpuOps<T>::perturb(Mat<T> xt, Mat<T> x, Mat<T> z, const T* sigma, const int32_t* level) {
+  for (int64_t i = 0; i < x.rows; ++i) {
+    const T s = sigma[level[i]];
+    for (int64_t j = 0; j < x.cols; ++j) {
+      const int64_t at = i * x.cols + j;
+      xt.data[at] = x.data[at] + s * z.data[at];
+    }
+  }
+}
+
+template <typename T>
+void CpuOps<T>::dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
+                         T grad_scale) {
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const T sg = sigma[level[i]];
+    T acc = T(0);
+    for (int64_t j = 0; j < s.cols; ++j) {
+      const int64_t at = i * s.cols + j;
+      const T e = sg * s.data[at] + z.data[at];
+      acc += e * e;
+      ds.data[at] = grad_scale * sg * e;
+    }
+    loss[i] = T(0.5) * acc;
+  }
+}
+
+template <typename T>
+void CpuOps<T>::langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) {
+  const int64_t n = x.size();
+  if (z.data) {
+    for (int64_t i = 0; i < n; ++i) x.data[i] += drift * s.data[i] + diffusion * z.data[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) x.data[i] += drift * s.data[i];
+  }
+}
+
+template <typename T>
+void CpuOps<T>::mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
+                              const int32_t* level) {
+  const int64_t kk = means.rows, d = x.cols;
+  std::vector<T> logit(static_cast<size_t>(kk));
+  for (int64_t i = 0; i < x.rows; ++i) {
+    const T sg = sigma[level[i]];
+    const T v = var + sg * sg;
+    const T* xi = x.data + i * d;
+    T top = -INFINITY;
+    for (int64_t k = 0; k < kk; ++k) {
+      T dist = T(0);
+      for (int64_t j = 0; j < d; ++j) {
+        const T diff = xi[j] - means.data[k * d + j];
+        dist += diff * diff;
+      }
+      logit[k] = log_weight[k] - dist / (T(2) * v);
+      top = std::max(top, logit[k]);
+    }
+    T total = T(0);
+    for (int64_t k = 0; k < kk; ++k) total += (logit[k] = std::exp(logit[k] - top));
+    T* si = s.data + i * d;
+    for (int64_t j = 0; j < d; ++j) {
+      T acc = T(0);
+      for (int64_t k = 0; k < kk; ++k) acc += logit[k] * (means.data[k * d + j] - xi[j]);
+      si[j] = acc / (total * v);
+    }
+  }
+}
+
+// ---- optimiser ----
+
+template <typename T>
+void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) {
+  const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
+  const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
+  const T step = static_cast<T>(s.lr / bc1), inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+  const T eps = static_cast<T>(s.eps);
+  for (int64_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (T(1) - b1) * g[i];
+    v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
+    p[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+template <typename T>
+void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
+  const T d = static_cast<T>(decay), rest = static_cast<T>(1.0 - decay);
+  for (int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + rest * p[i];
+}
+
+template <typename T>
+void CpuOps<T>::accumulate(T* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+template <typename T>
+void CpuOps<T>::gather_rows(Mat<T> out, Mat<T> data, const int32_t* index) {
+  for (int64_t i = 0; i < out.rows; ++i)
+    std::memcpy(out.data + i * out.cols, data.data + static_cast<int64_t>(index[i]) * data.cols,
+                sizeof(T) * static_cast<size_t>(out.cols));
+}
+
+template <typename T>
+void CpuOps<T>::fill_int(int32_t* out, int64_t n, int32_t value) { std::fill(out, out + n, value); }
+
+// ---- Philox draws: element e of a stream is word e % 4 of block e / 4 ----
+
+namespace {
+// The Box-Muller transform is fma-heavy: cloned so that fmaf is one instruction where the CPU has it.
+template <typename T>
+void normal_loop(T* out, int64_t n, const RngStream& s, uint64_t offset) {
+  for (int64_t j = 0; j < n;) {
+    const uint64_t e = offset + static_cast<uint64_t>(j);
+    float z[4];
+    normals_from_block(philox_block(s, static_cast<uint32_t>(e / 4)), z);
+    for (uint64_t w = e % 4; w < 4 && j < n; ++w, ++j) out[j] = static_cast<T>(z[w]);
+  }
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void normal_f32(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void normal_f64(double* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
+void normal_any(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_f32(out, n, s, offset); }
+void normal_any(double* out, int64_t n, const RngStream& s, uint64_t offset) { normal_f64(out, n, s, offset); }
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::random_normal(Mat<T> out, const RngStream& s, uint64_t offset) {
+  normal_any(out.data, out.size(), s, offset);
+}
+
+template <typename T>
+void CpuOps<T>::random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) {
+  const int64_t n = out.size();
+  for (int64_t j = 0; j < n;) {
+    const uint64_t e = offset + static_cast<uint64_t>(j);
+    const Philox4 b = philox_block(s, static_cast<uint32_t>(e / 4));
+    for (uint64_t w = e % 4; w < 4 && j < n; ++w, ++j)
+      out.data[j] = lo + (hi - lo) * static_cast<T>(uniform_open01(b.v[w]));
+  }
+}
+
+template <typename T>
+void CpuOps<T>::random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) {
+  for (int64_t j = 0; j < n;) {
+    const uint64_t e = offset + static_cast<uint64_t>(j);
+    const Philox4 b = philox_block(s, static_cast<uint32_t>(e / 4));
+    for (uint64_t w = e % 4; w < 4 && j < n; ++w, ++j) out[j] = static_cast<int32_t>(below(b.v[w], bound));
+  }
+}
+
+template class CpuOps<float>;
+template class CpuOps<double>;
+
+}  // namespace ncsn

@@ -1,0 +1,54 @@
+// The CPU backend: every op of the interface, single-threaded and vectorised per call; the
+// parallelism is across chunks of rows (run_chunks), so a chunk's activations stay in cache.
+#pragma once
+#include <memory>
+
+#include "../core/ops.h"
+#include "thread_pool.h"
+
+namespace ncsn {
+
+template <typename T>
+class CpuOps final : public Ops<T> {
+ public:
+  // threads <= 0: one per hardware thread. chunk: rows per chunk (a multiple of 4 is fastest).
+  explicit CpuOps(int threads = 0, int64_t chunk = 64);
+
+  std::string name() const override { return "cpu"; }
+  void* alloc_bytes(size_t bytes) override;
+  void free_bytes(void* p) override;
+  void to_device(void* dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  int64_t chunk_rows() const override { return chunk_; }
+  int workers() const override { return pool_->size(); }
+  void run_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) override;
+
+  void matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) override;
+  void matmul_backward(Mat<T> dx, Mat<T> dw, Mat<T> dy, Mat<T> x, Mat<T> w) override;
+  void add_bias_forward(Mat<T> y, const T* b, Mat<T> e, const int32_t* level) override;
+  void add_bias_backward(T* db, Mat<T> de, Mat<T> dy, const int32_t* level) override;
+  void softplus_forward(Mat<T> h, Mat<T> z) override;
+  void softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) override;
+  void scale_by_level(Mat<T> y, const T* factor, const int32_t* level) override;
+  void perturb(Mat<T> xt, Mat<T> x, Mat<T> z, const T* sigma, const int32_t* level) override;
+  void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
+                T grad_scale) override;
+  void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) override;
+  void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
+                     const int32_t* level) override;
+  void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) override;
+  void ema_update(T* ema, const T* p, int64_t n, double decay) override;
+  void accumulate(T* dst, const T* src, int64_t n) override;
+  void gather_rows(Mat<T> out, Mat<T> data, const int32_t* index) override;
+  void fill_int(int32_t* out, int64_t n, int32_t value) override;
+  void random_normal(Mat<T> out, const RngStream& s, uint64_t offset) override;
+  void random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) override;
+  void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) override;
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+  int64_t chunk_;
+};
+
+}  // namespace ncsn

@@ -1,0 +1,50 @@
+// A minimal test registry for the native tests: TEST(name) { ... } and CHECK(cond, message).
+#pragma once
+#include <functional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ncsn::test {
+
+struct Case {
+  const char* name;
+  std::function<void()> fn;
+};
+std::vector<Case>& registry();
+struct Register {
+  Register(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
+};
+
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Uniform values in [lo, hi] from a fixed seed: test inputs are random, never zeros.
+template <typename T>
+std::vector<T> random_values(size_t n, unsigned seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(dist(gen));
+  return v;
+}
+
+}  // namespace ncsn::test
+
+#define NCSN_CAT2(a, b) a##b
+#define NCSN_CAT(a, b) NCSN_CAT2(a, b)
+#define TEST(name)                                                                        \
+  static void name();                                                                     \
+  static ::ncsn::test::Register NCSN_CAT(register_, name)(#name, name);                  \
+  static void name()
+#define CHECK(cond, msg)                                                                  \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      std::ostringstream os_;                                                             \
+      os_ << __FILE__ << ":" << __LINE__ << ": " << msg;                                  \
+      throw ::ncsn::test::Failure(os_.str());                                             \
+    }                                                                                     \
+  } while (0)

@@ -1,0 +1,30 @@
+// Runs every registered native test, or those whose name contains argv[1].
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "check.h"
+
+namespace ncsn::test {
+std::vector<Case>& registry() {
+  static std::vector<Case> r;
+  return r;
+}
+}  // namespace ncsn::test
+
+int main(int argc, char** argv) {
+  int failed = 0, run = 0;
+  for (const auto& c : ncsn::test::registry()) {
+    if (argc > 1 && !std::strstr(c.name, argv[1])) continue;
+    ++run;
+    try {
+      c.fn();
+      std::printf("ok    %s\n", c.name);
+    } catch (const std::exception& e) {
+      ++failed;
+      std::printf("FAIL  %s\n      %s\n", c.name, e.what());
+    }
+  }
+  std::printf("%d of %d native tests passed\n", run - failed, run);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,137 @@
+// The float CPU ops against the double reference on random inputs, Philox against Random123's
+// known answers, the portable transcendental functions, and determinism of a training run.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "check.h"
+#include "core/model.h"
+#include "cpu/cpu_ops.h"
+
+using namespace ncsn;
+using test::random_values;
+
+namespace {
+
+template <typename T>
+Mat<T> mat(std::vector<T>& v, int64_t rows, int64_t cols) { return {v.data(), rows, cols}; }
+
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// max |a − b| / (atol + rtol·|b|) over the arrays, b the double reference; ≤ 1 passes.
+double worst(const std::vector<float>& a, const std::vector<double>& b, double atol, double rtol) {
+  double w = 0;
+  for (size_t i = 0; i < a.size(); ++i) w = std::max(w, std::fabs(a[i] - b[i]) / (atol + rtol * std::fabs(b[i])));
+  return w;
+}
+
+}  // namespace
+
+TEST(philox_known_answers) {
+  // Random123 kat_vectors, philox4x32 10
+  struct Kat {
+    Philox4 ctr;
+    uint32_t k0, k1;
+    Philox4 want;
+  } kats[] = {
+      {{{0, 0, 0, 0}}, 0, 0, {{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}}},
+      {{{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}}, 0xffffffff, 0xffffffff,
+       {{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}}},
+      {{{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}, 0xa4093822, 0x299f31d0,
+       {{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}},
+  };
+  for (const auto& k : kats) {
+    const Philox4 got = philox4x32_10(k.ctr, k.k0, k.k1);
+    for (int i = 0; i < 4; ++i) CHECK(got.v[i] == k.want.v[i], "word " << i << ": " << std::hex << got.v[i]);
+  }
+}
+
+TEST(portable_log_and_sincos) {
+  double worst_log = 0, worst_trig = 0;
+  for (uint32_t u = 0; u < (1u << 24); u += 7) {
+    const float x = uniform_open01(u << 8);
+    worst_log = std::max(worst_log, std::fabs(log_portable(x) - std::log(static_cast<double>(x))) /
+                                        std::max(1e-30, std::fabs(std::log(static_cast<double>(x)))));
+    float s, c;
+    sincos_2pi_portable(x, s, c);
+    const double a = 2 * M_PI * static_cast<double>(x);
+    worst_trig = std::max({worst_trig, std::fabs(s - std::sin(a)), std::fabs(c - std::cos(a))});
+  }
+  CHECK(worst_log < 4e-7, "log relative error " << worst_log);
+  CHECK(worst_trig < 3e-7, "sin/cos absolute error " << worst_trig);
+}
+
+TEST(normals_are_standard_and_chunk_independent) {
+  CpuOps<float> ops(1);
+  const int64_t n = 1 << 20;
+  std::vector<float> z(n);
+  const RngStream s{42, RngPurpose::user, 3};
+  ops.random_normal(mat(z, 1, n), s, 0);
+  double mean = 0, var = 0, kurt = 0;
+  for (float v : z) mean += v;
+  mean /= n;
+  for (float v : z) {
+    var += (v - mean) * (v - mean);
+    kurt += std::pow(v - mean, 4);
+  }
+  var /= n;
+  kurt /= n * var * var;
+  // standard errors at n = 2^20: mean 0.001, variance 0.0014, kurtosis 0.0048
+  CHECK(std::fabs(mean) < 0.005 && std::fabs(var - 1) < 0.007 && std::fabs(kurt - 3) < 0.03,
+        "mean " << mean << " variance " << var << " kurtosis " << kurt);
+  std::vector<float> part(37);
+  ops.random_normal(mat(part, 1, 37), s, 1001);
+  for (int i = 0; i < 37; ++i) CHECK(part[i] == z[1001 + i], "draw at an offset differs from the whole stream");
+}
+
+TEST(float_ops_match_double_reference) {
+  CpuOps<float> f(1);
+  CpuOps<double> d(1);
+  const int64_t shapes[][3] = {{64, 128, 128}, {64, 2, 128}, {64, 128, 2}, {13, 37, 70}, {3, 5, 7}};
+  unsigned seed = 100;
+  for (const auto& s : shapes) {
+    const int64_t m = s[0], k = s[1], n = s[2];
+    auto x = random_values<float>(m * k, seed++), w = random_values<float>(n * k, seed++);
+    auto dy = random_values<float>(m * n, seed++);
+    auto xd = widen(x), wd = widen(w), dyd = widen(dy);
+    std::vector<float> y(m * n), dx(m * k), dw(n * k);
+    std::vector<double> yd(m * n), dxd(m * k), dwd(n * k);
+    f.matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
+    d.matmul_forward(mat(yd, m, n), mat(xd, m, k), mat(wd, n, k));
+    f.matmul_backward(mat(dx, m, k), mat(dw, n, k), mat(dy, m, n), mat(x, m, k), mat(w, n, k));
+    d.matmul_backward(mat(dxd, m, k), mat(dwd, n, k), mat(dyd, m, n), mat(xd, m, k), mat(wd, n, k));
+    // each output sums K (or M) products of values in [−1, 1]: float rounding stays below K·2⁻²³
+    auto bound = [](int64_t terms) { return static_cast<double>(terms) * std::ldexp(1.0, -23); };
+    CHECK(worst(y, yd, bound(k), 0) <= 1, "matmul_forward " << m << "x" << k << "x" << n);
+    CHECK(worst(dx, dxd, bound(n), 0) <= 1, "matmul_backward dx " << m << "x" << k << "x" << n);
+    CHECK(worst(dw, dwd, bound(m), 0) <= 1, "matmul_backward dw " << m << "x" << k << "x" << n);
+  }
+  const int64_t n = 4096;
+  auto z = random_values<float>(n, 7, -40, 40), dh = random_values<float>(n, 8);
+  auto zd = widen(z), dhd = widen(dh);
+  std::vector<float> h(n), dz(n);
+  std::vector<double> hd(n), dzd(n);
+  f.softplus_forward(mat(h, 1, n), mat(z, 1, n));
+  d.softplus_forward(mat(hd, 1, n), mat(zd, 1, n));
+  f.softplus_backward(mat(dz, 1, n), mat(dh, 1, n), mat(z, 1, n));
+  d.softplus_backward(mat(dzd, 1, n), mat(dhd, 1, n), mat(zd, 1, n));
+  CHECK(worst(h, hd, 1e-30, 1e-5) <= 1, "softplus_forward relative error " << worst(h, hd, 1e-30, 1) << " > 1e-5");
+  CHECK(worst(dz, dzd, 1e-30, 1e-5) <= 1, "softplus_backward relative error " << worst(dz, dzd, 1e-30, 1) << " > 1e-5");
+}
+
+TEST(training_is_identical_for_any_thread_count) {
+  auto run = [](int threads) {
+    ModelConfig c;
+    c.sigmas = {20, 8, 3, 1};
+    c.seed = 7;
+    c.threads = threads;
+    Model m(c);
+    auto data = random_values<float>(2 * 500, 5, -6, 6);
+    m.set_data(data.data(), 500, 2);
+    m.train(20, 300, 10, [](const TrainProgress&) { return true; });
+    return m.tensors();
+  };
+  const auto one = run(1), two = run(2);
+  CHECK(one.size() == two.size(), "tensor count");
+  for (size_t i = 0; i < one.size(); ++i) CHECK(one[i].data == two[i].data, "tensor " << one[i].name << " differs");
+}
