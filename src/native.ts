@@ -1,0 +1,95 @@
+// The only file that touches the addon: loads it with node-gyp-build and gives its surface types.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface NativeModelConfig {
+  kind: 'mlp' | 'exact:mixture';
+  dataDim: number;
+  width?: number;
+  depth?: number;
+  sigmas: number[];
+  seed: number;
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  emaDecay?: number;
+  device?: string;
+  threads?: number;
+  mixtureMeans?: number[];
+  mixtureWeights?: number[];
+  mixtureVariance?: number;
+}
+
+export interface NativeTrainProgress {
+  step: number;
+  loss: number;
+  stepsPerSecond: number;
+  /** Mean loss per noise level over the report window; null where no sample drew the level. */
+  levelLoss: (number | null)[];
+  levelCount: number[];
+}
+
+export interface NativeTrainResult {
+  steps: number;
+  step: number;
+  cancelled: boolean;
+}
+
+export interface NativeSampleOptions {
+  n: number;
+  stepsPerLevel: number;
+  stepLr: number;
+  denoise: boolean;
+  seed: number;
+  initLow?: number;
+  initHigh?: number;
+  useEma?: boolean;
+  init?: Float32Array;
+}
+
+export interface NativeTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface NativeModel {
+  readonly step: number;
+  readonly paramCount: number;
+  readonly backend: string;
+  readonly threads: number;
+  setData(data: Float32Array, rows: number, cols: number): void;
+  train(
+    options: { steps: number; batchSize: number; reportEvery: number },
+    onProgress?: (p: NativeTrainProgress) => void,
+  ): Promise<NativeTrainResult>;
+  sample(
+    options: NativeSampleOptions,
+    onProgress?: (levelsDone: number) => void,
+  ): Promise<{ samples: Float32Array; cancelled: boolean }>;
+  cancel(): void;
+  tensors(): NativeTensor[];
+  loadTensors(tensors: NativeTensor[], step: number): void;
+}
+
+export interface NativeInfo {
+  version: string;
+  backends: string[];
+  threads: number;
+  devices: { name: string }[];
+}
+
+interface Addon {
+  Model: new (config: NativeModelConfig) => NativeModel;
+  random(options: { kind: 'normal' | 'uniform'; seed: number; n: number; stream?: number; offset?: number }): Float32Array;
+  philox(counter: number[], key: number[]): number[];
+  info(): NativeInfo;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const load = require('node-gyp-build') as (dir: string) => unknown;
+
+export const addon = load(root) as Addon;
