@@ -56,19 +56,11 @@ template <typename T>
 void CpuOps<T>::matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) {
   const int64_t m = x.rows, k = x.cols, n = w.rows;
   if (n < 16) {  // a narrow output (the score layer): dot products along K
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        T acc = T(0);
-        const T* a = x.data + i * k;
-        const T* b = w.data + j * k;
-        for (int64_t p = 0; p < k; ++p) acc += a[p] * b[p];
-        y.data[i * n + j] = acc;
-      }
+    gemm_dot(y.data, n, x.data, w.data, m, n, k);
     return;
   }
   T* wt = scratch<T>(static_cast<size_t>(k * n));  // wᵀ, K×N: a fraction of the product's cost
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t p = 0; p < k; ++p) wt[p * n + j] = w.data[j * k + p];
+  transpose(wt, n, w.data, k, n, k);
   gemm(GemmArgs<T>{y.data, n, x.data, k, 1, wt, n, m, n, k, false});
 }
 
@@ -83,8 +75,7 @@ void CpuOps<T>::matmul_backward(Mat<T> dx, Mat<T> dw, Mat<T> dy, Mat<T> x, Mat<T
   // a narrow input (the first layer): dwᵀ = xᵀ·dy is the wide product, then transpose it
   T* dwt = scratch<T>(static_cast<size_t>(k * n));
   gemm(GemmArgs<T>{dwt, n, x.data, 1, k, dy.data, n, k, n, m, false});
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j) dw.data[j * k + p] = dwt[p * n + j];
+  transpose(dw.data, k, dwt, n, k, n);
 }
 
 // ---- bias and per-level bias ----
@@ -119,11 +110,11 @@ void CpuOps<T>::add_bias_backward(T* db, Mat<T> de, Mat<T> dy, const int32_t* le
 
 namespace {
 template <typename T>
-void softplus_forward_loop(T* h, const T* z, int64_t n) {
+inline __attribute__((always_inline)) void softplus_forward_loop(T* h, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = vm::softplus(z[i]);
 }
 template <typename T>
-void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
+inline __attribute__((always_inline)) void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::sigmoid(z[i]);
 }
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -268,7 +259,7 @@ void CpuOps<T>::fill_int(int32_t* out, int64_t n, int32_t value) { std::fill(out
 namespace {
 // The Box-Muller transform is fma-heavy: cloned so that fmaf is one instruction where the CPU has it.
 template <typename T>
-void normal_loop(T* out, int64_t n, const RngStream& s, uint64_t offset) {
+inline __attribute__((always_inline)) void normal_loop(T* out, int64_t n, const RngStream& s, uint64_t offset) {
   for (int64_t j = 0; j < n;) {
     const uint64_t e = offset + static_cast<uint64_t>(j);
     float z[4];

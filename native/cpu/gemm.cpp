@@ -64,9 +64,64 @@ NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void gemm_f32(const GemmArgs<float>& g) { gemm_f32_body(g); }
 
+template <typename T>
+NCSN_INLINE void dot_rows(T* c, int64_t ldc, const T* a, const T* b, int64_t m, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      T acc = T(0);
+      for (int64_t p = 0; p < k; ++p) acc += a[i * k + p] * b[j * k + p];
+      c[i * ldc + j] = acc;
+    }
+}
+
+// Sixteen lanes of partial sums along K, added up at the end (float sums are not reassociated by
+// the compiler, so the vector form is written out).
+NCSN_INLINE void dot_rows_f32(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n,
+                              int64_t k) {
+  const int64_t k16 = k - k % 16;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      const float* ai = a + i * k;
+      const float* bj = b + j * k;
+      v16f acc = {};
+      for (int64_t p = 0; p < k16; p += 16)
+        acc += *reinterpret_cast<const v16f*>(ai + p) * *reinterpret_cast<const v16f*>(bj + p);
+      float sum = 0;
+      for (int l = 0; l < 16; ++l) sum += acc[l];
+      for (int64_t p = k16; p < k; ++p) sum += ai[p] * bj[p];
+      c[i * ldc + j] = sum;
+    }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void gemm_dot_f32(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
+  dot_rows_f32(c, ldc, a, b, m, n, k);
+}
+
+template <typename T>
+void transpose_tiled(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t r, int64_t c) {
+  constexpr int64_t tile = 16;
+  for (int64_t i0 = 0; i0 < r; i0 += tile)
+    for (int64_t j0 = 0; j0 < c; j0 += tile)
+      for (int64_t i = i0; i < std::min(r, i0 + tile); ++i)
+        for (int64_t j = j0; j < std::min(c, j0 + tile); ++j) dst[j * ld_dst + i] = src[i * ld_src + j];
+}
+
 }  // namespace
 
 void gemm(const GemmArgs<float>& g) { gemm_f32(g); }
 void gemm(const GemmArgs<double>& g) { gemm_rows(g, 0, g.m, 0); }
+void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
+  gemm_dot_f32(c, ldc, a, b, m, n, k);
+}
+void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k) {
+  dot_rows(c, ldc, a, b, m, n, k);
+}
+void transpose(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t r, int64_t c) {
+  transpose_tiled(dst, ld_dst, src, ld_src, r, c);
+}
+void transpose(double* dst, int64_t ld_dst, const double* src, int64_t ld_src, int64_t r, int64_t c) {
+  transpose_tiled(dst, ld_dst, src, ld_src, r, c);
+}
 
 }  // namespace ncsn

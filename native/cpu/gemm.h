@@ -21,4 +21,13 @@ struct GemmArgs {
 void gemm(const GemmArgs<float>& g);
 void gemm(const GemmArgs<double>& g);
 
+// c[i·ldc + j] = Σ_p a[i·k + p] · b[j·k + p] for i < m, j < n: row-by-row dot products, for a
+// product with few outputs per row (the score layer) where tiles along N would be mostly empty.
+void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k);
+void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k);
+
+// dst[j·ld_dst + i] = src[i·ld_src + j] for an r×c block of src, in cache-sized tiles.
+void transpose(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t r, int64_t c);
+void transpose(double* dst, int64_t ld_dst, const double* src, int64_t ld_src, int64_t r, int64_t c);
+
 }  // namespace ncsn
