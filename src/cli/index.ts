@@ -1,0 +1,92 @@
+// The ncsn-cuda command line: train, sample, bench, info.
+import { Command, Option } from 'commander';
+import { createRequire } from 'node:module';
+
+import { info } from '../index.js';
+import { TOY_NAMES } from '../data/index.js';
+import { positiveInt, nonNegativeInt, positiveNumber, oneOf } from './options.js';
+import { train } from './train.js';
+import { sample } from './sample.js';
+import { bench } from './bench.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+const DEVICES = ['auto', 'cpu'] as const;
+
+function program(): Command {
+  const p = new Command('ncsn-cuda')
+    .description('Noise Conditional Score Networks: train by denoising score matching, sample by annealed Langevin dynamics')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)');
+
+  p.command('train')
+    .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
+    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points`, 'toy:mixture')
+    .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training)').choices(['mlp', 'exact:mixture']).default('mlp'))
+    .option('--steps <n>', 'training steps (Adam updates)', positiveInt, 5000)
+    .option('--batch-size <n>', 'samples per step', positiveInt, 128)
+    .option('--lr <x>', 'Adam learning rate', positiveNumber, 1e-3)
+    .option('--sigma-begin <x>', 'largest noise level σ_1 (default: per dataset; 20 for toy:mixture; the largest pairwise distance for files)', positiveNumber)
+    .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
+    .option('--levels <n>', 'number of geometric noise levels L (default: per dataset; 10)', positiveInt)
+    .option('--seed <n>', 'seed of every random draw (data, weights, batches, noise)', nonNegativeInt, 0)
+    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .option('--out <dir>', 'output directory (default: runs/<timestamp>)')
+    .action(async (o) => {
+      process.exitCode = await train(o);
+    });
+
+  p.command('sample')
+    .description('draw samples from a checkpoint by annealed Langevin dynamics; the output format follows the extension')
+    .requiredOption('--checkpoint <file>', 'a checkpoint.safetensors written by train')
+    .option('--n <n>', 'number of samples', positiveInt, 10000)
+    .option('--steps-per-level <n>', 'Langevin steps T at each noise level (default: the checkpoint\'s, 100)', positiveInt)
+    .option('--step-lr <x>', 'step size ε, with α_i = ε σ_i²/σ_L² and x ← x + α_i/2·s + √α_i·z (default: the checkpoint\'s)', positiveNumber)
+    .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L)')
+    .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
+    .option('--out <file>', 'output file: .npy, .csv or .png (2-D scatter plot)', 'samples.npy')
+    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .action(async (o) => {
+      process.exitCode = await sample(o);
+    });
+
+  p.command('bench')
+    .description('measure a WORKLOADS.md workload and print one JSON line')
+    .addOption(new Option('--workload <name>', 'workload').choices(['w1']).default('w1'))
+    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
+    .action(async (o) => {
+      process.exitCode = await bench(o);
+    });
+
+  p.command('info')
+    .description('version, compiled backends, threads and devices')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => {
+      const i = info();
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(i)}\n`);
+        return;
+      }
+      process.stdout.write(
+        [
+          `ncsn-cuda ${i.version}`,
+          `backends: ${i.backends.join(', ')}`,
+          `cpu threads: ${i.threads}`,
+          `gpus: ${i.devices.length ? i.devices.map((d) => d.name).join(', ') : 'none (this build has no CUDA backend)'}`,
+        ].join('\n') + '\n',
+      );
+    });
+  return p;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (e) {
+    // Bad input is reported in one line; a stack trace only when asked for.
+    const err = e as Error;
+    process.stderr.write(`ncsn-cuda: ${err.message}\n`);
+    if (process.env.NCSN_DEBUG) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

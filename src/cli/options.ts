@@ -1,0 +1,41 @@
+// Parsers for command-line values: each rejects a bad value with a message commander prints as
+// "error: option '--steps <n>' argument '-5' is invalid. <message>".
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('It must be a positive integer.');
+  }
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError('It must be an integer ≥ 0.');
+  }
+  return n;
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('It must be a positive number.');
+  }
+  return n;
+}
+
+export function oneOf<T extends string>(choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) {
+      throw new InvalidArgumentError(`It must be one of: ${choices.join(', ')}.`);
+    }
+    return value as T;
+  };
+}
+
+/** An error the CLI reports as one line, without a stack trace. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

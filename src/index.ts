@@ -1,0 +1,277 @@
+// The public library API: create or load a model, train it on a dataset, sample from it, save it.
+import { addon, type NativeModel, type NativeTensor } from './native.js';
+import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
+import { MIXTURE } from './data/index.js';
+
+export { loadDataset, DataError, TOY_NAMES, MIXTURE, type Dataset, type NoiseDefaults } from './data/index.js';
+export { geometricSigmas, langevinStep } from './schedule.js';
+export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
+export { renderScatter } from './render/scatter.js';
+export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
+
+export type ModelKind = 'mlp' | 'exact:mixture';
+export type Device = 'auto' | 'cpu';
+
+export interface SamplingDefaults {
+  /** T, the Langevin steps at each noise level. */
+  stepsPerLevel: number;
+  /** ε in the paper's convention: α_i = ε σ_i² / σ_L², x ← x + (α_i/2) s(x, σ_i) + √α_i z. */
+  stepLr: number;
+  /** Finish with the denoising step x ← x + σ_L² s(x, σ_L). */
+  denoise: boolean;
+  /** Particles start uniform in [initLow, initHigh] in every coordinate. */
+  initLow: number;
+  initHigh: number;
+}
+
+export interface ModelConfig {
+  model: ModelKind;
+  dataDim: number;
+  /** Hidden width and number of hidden layers of the MLP. */
+  width: number;
+  depth: number;
+  /** Noise levels σ_1 > … > σ_L. */
+  sigmas: number[];
+  seed: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  emaDecay: number;
+  /** The dataset spec the model is trained on, when known. */
+  data: string | null;
+  sampling: SamplingDefaults;
+  /** exact:mixture only: the mixture Σ w_k N(μ_k, variance·I) whose perturbed score it computes. */
+  mixture: MixtureSpec | null;
+}
+
+export interface MixtureSpec {
+  means: number[][];
+  weights: number[];
+  variance: number;
+}
+
+export type ModelOptions = Partial<Omit<ModelConfig, 'sampling' | 'mixture'>> & {
+  mixture?: MixtureSpec;
+  sigmas: number[];
+  sampling?: Partial<SamplingDefaults>;
+  device?: Device;
+  /** Worker threads of the CPU backend; 0 means one per core. */
+  threads?: number;
+};
+
+export interface TrainingData {
+  data: Float32Array;
+  rows: number;
+  dim: number;
+}
+
+export interface TrainProgress {
+  step: number;
+  loss: number;
+  /** Mean DSM loss per noise level since the last report; null for a level no sample drew. */
+  levelLoss: (number | null)[];
+  stepsPerSecond: number;
+}
+
+export interface TrainOptions {
+  /** Steps to run in this call. */
+  steps: number;
+  batchSize?: number;
+  /** Report progress every this many steps. */
+  reportEvery?: number;
+  onProgress?: (p: TrainProgress) => void;
+  /** Aborting stops after the current step; the promise then resolves with cancelled: true. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  /** Steps run by this call, and the model's total. */
+  steps: number;
+  step: number;
+  cancelled: boolean;
+}
+
+export interface SampleOptions extends Partial<SamplingDefaults> {
+  n?: number;
+  seed?: number;
+  /** Sample with the EMA of the weights (default) or the raw weights. */
+  useEma?: boolean;
+  /** Starting points, n × dataDim, instead of uniform ones. */
+  init?: Float32Array;
+  onProgress?: (levelsDone: number, levels: number) => void;
+  /** Aborting stops after the current noise level and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+const defaults = {
+  model: 'mlp' as ModelKind,
+  dataDim: 2,
+  width: 128,
+  depth: 2,
+  seed: 0,
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  emaDecay: 0.999,
+};
+const samplingDefaults: SamplingDefaults = { stepsPerLevel: 100, stepLr: 0.1, denoise: false, initLow: -8, initHigh: 8 };
+
+function withAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
+  if (!signal) return () => {};
+  if (signal.aborted) cancel();
+  signal.addEventListener('abort', cancel);
+  return () => signal.removeEventListener('abort', cancel);
+}
+
+export class NcsnModel {
+  readonly config: ModelConfig;
+  private readonly native: NativeModel;
+  private data: Float32Array | null = null;
+
+  private constructor(config: ModelConfig, device: Device, threads: number) {
+    this.config = config;
+    this.native = new addon.Model({
+      kind: config.model,
+      dataDim: config.dataDim,
+      width: config.width,
+      depth: config.depth,
+      sigmas: config.sigmas,
+      seed: config.seed,
+      lr: config.lr,
+      beta1: config.beta1,
+      beta2: config.beta2,
+      eps: config.eps,
+      emaDecay: config.emaDecay,
+      device,
+      threads,
+      ...(config.mixture
+        ? {
+            mixtureMeans: config.mixture.means.flat(),
+            mixtureWeights: config.mixture.weights,
+            mixtureVariance: config.mixture.variance,
+          }
+        : {}),
+    });
+  }
+
+  /** A new model with freshly initialised weights. */
+  static create(options: ModelOptions): NcsnModel {
+    const { device = 'auto', threads = 0, sampling, ...rest } = options;
+    const config: ModelConfig = {
+      ...defaults,
+      data: null,
+      ...rest,
+      sampling: { ...samplingDefaults, ...sampling },
+      mixture: null,
+    };
+    if (config.model === 'exact:mixture') {
+      // the W1 mixture unless another is given
+      const m = rest.mixture ?? { means: MIXTURE.means.map((r) => [...r]), weights: [...MIXTURE.weights], variance: MIXTURE.variance };
+      if (!m.means.every((row) => row.length === config.dataDim)) {
+        throw new RangeError(`every mixture mean must have dataDim = ${config.dataDim} coordinates`);
+      }
+      config.mixture = m;
+    }
+    return new NcsnModel(config, device, threads);
+  }
+
+  /** A model with the weights, optimizer state, EMA and config of a checkpoint. */
+  static load(file: string, options: { device?: Device; threads?: number } = {}): NcsnModel {
+    const { tensors, metadata } = readCheckpoint(file);
+    let config: ModelConfig;
+    let step: number;
+    try {
+      config = JSON.parse(metadata.config) as ModelConfig;
+      step = Number(metadata.step);
+    } catch {
+      throw new CheckpointError(`${file}: the checkpoint's config is not valid JSON`);
+    }
+    if (!config || typeof config !== 'object' || !Array.isArray(config.sigmas) || !Number.isInteger(step)) {
+      throw new CheckpointError(`${file}: the checkpoint's metadata has no usable config and step`);
+    }
+    const model = new NcsnModel(config, options.device ?? 'auto', options.threads ?? 0);
+    try {
+      model.native.loadTensors(tensors as NativeTensor[], step);
+    } catch (e) {
+      throw new CheckpointError(`${file}: ${(e as Error).message}`);
+    }
+    return model;
+  }
+
+  get step(): number {
+    return this.native.step;
+  }
+  get paramCount(): number {
+    return this.native.paramCount;
+  }
+  get backend(): string {
+    return this.native.backend;
+  }
+  get threads(): number {
+    return this.native.threads;
+  }
+
+  /** Runs `steps` DSM training steps on `data`, handed to the native core once and kept there. */
+  async train(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
+    if (data.dim !== this.config.dataDim) {
+      throw new RangeError(`the data has dimension ${data.dim} but the model expects ${this.config.dataDim}`);
+    }
+    if (this.data !== data.data) {
+      this.native.setData(data.data, data.rows, data.dim);
+      this.data = data.data;
+    }
+    const stop = withAbort(options.signal, () => this.native.cancel());
+    try {
+      return await this.native.train(
+        { steps: options.steps, batchSize: options.batchSize ?? 128, reportEvery: options.reportEvery ?? 100 },
+        options.onProgress,
+      );
+    } finally {
+      stop();
+    }
+  }
+
+  /** Annealed Langevin dynamics over the model's noise levels; returns n × dataDim values. */
+  async sample(options: SampleOptions = {}): Promise<Float32Array> {
+    const s = { ...this.config.sampling, ...options };
+    const levels = this.config.sigmas.length;
+    const stop = withAbort(options.signal, () => this.native.cancel());
+    try {
+      const out = await this.native.sample(
+        {
+          n: options.n ?? 1000,
+          stepsPerLevel: s.stepsPerLevel,
+          stepLr: s.stepLr,
+          denoise: s.denoise,
+          seed: options.seed ?? 0,
+          initLow: s.initLow,
+          initHigh: s.initHigh,
+          useEma: options.useEma ?? true,
+          ...(options.init ? { init: options.init } : {}),
+        },
+        options.onProgress ? (done) => options.onProgress?.(done, levels) : undefined,
+      );
+      if (out.cancelled) throw new DOMException('sampling was aborted', 'AbortError');
+      return out.samples;
+    } finally {
+      stop();
+    }
+  }
+
+  /** Parameters, EMA ("ema.") and Adam moments ("optimizer.exp_avg[_sq].") under their names. */
+  tensors(): Tensor[] {
+    return this.native.tensors();
+  }
+
+  /** Writes the checkpoint atomically (a temporary file renamed into place). */
+  save(file: string): void {
+    writeCheckpoint(file, this.tensors(), { config: JSON.stringify(this.config), step: String(this.step) });
+  }
+}
+
+/** Version, compiled backends, threads and devices of the native core. */
+export function info() {
+  return addon.info();
+}
