@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 
 import { info } from '../index.js';
 import { TOY_NAMES } from '../data/index.js';
-import { positiveInt, nonNegativeInt, positiveNumber, oneOf } from './options.js';
+import { positiveInt, nonNegativeInt, positiveNumber } from './options.js';
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';

@@ -26,15 +26,6 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
-export function oneOf<T extends string>(choices: readonly T[]) {
-  return (value: string): T => {
-    if (!(choices as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`It must be one of: ${choices.join(', ')}.`);
-    }
-    return value as T;
-  };
-}
-
 /** An error the CLI reports as one line, without a stack trace. */
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -1,0 +1,43 @@
+// Comma-separated points: one per line, an optional header line, blank lines ignored.
+import { DataError, type Points } from './points.js';
+
+export function parseCsv(text: string, source: string): Points {
+  const lines = text.split(/\r?\n/);
+  const values: number[] = [];
+  let cols = 0;
+  let rows = 0;
+  let first = true;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '') continue;
+    const fields = line.split(',').map((f) => f.trim());
+    const numbers = fields.map((f) => (f === '' ? NaN : Number(f)));
+    if (first) {
+      first = false;
+      // a first line with any non-numeric field is a header
+      if (numbers.some((v, j) => Number.isNaN(v) && !/^[-+]?(nan|inf(inity)?)$/i.test(fields[j]))) {
+        cols = fields.length;
+        continue;
+      }
+    }
+    if (cols === 0) cols = fields.length;
+    if (fields.length !== cols) {
+      throw new DataError(`${source}:${i + 1}: expected ${cols} fields but found ${fields.length}`);
+    }
+    numbers.forEach((v, j) => {
+      if (!Number.isFinite(v)) {
+        throw new DataError(`${source}:${i + 1}: column ${j + 1} ('${fields[j]}') is not a finite number`);
+      }
+      values.push(v);
+    });
+    rows++;
+  }
+  if (rows === 0) throw new DataError(`${source}: no data rows`);
+  return { data: Float32Array.from(values), rows, cols };
+}
+
+export function formatCsv(data: Float32Array, rows: number, cols: number): string {
+  const out = [Array.from({ length: cols }, (_, j) => `x${j}`).join(',')];
+  for (let i = 0; i < rows; i++) out.push(Array.from(data.subarray(i * cols, (i + 1) * cols)).join(','));
+  return `${out.join('\n')}\n`;
+}

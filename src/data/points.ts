@@ -1,0 +1,12 @@
+// What every data source yields: n points of dimension d, row-major float32.
+
+export interface Points {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/** A problem with input data, reported to the user as one line. */
+export class DataError extends Error {
+  override name = 'DataError';
+}
