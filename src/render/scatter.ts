@@ -15,7 +15,7 @@ export interface ScatterOptions {
   subtitle?: string;
   width?: number;
   height?: number;
-  /** [xMin, xMax, yMin, yMax]; by default the points' 1st–99th percentiles, padded and square. */
+  /** [xMin, xMax, yMin, yMax]; by default the points' 0.5–99.5th percentiles, padded and square. */
   bounds?: [number, number, number, number];
 }
 
@@ -29,7 +29,7 @@ function loadFont(): void {
 }
 
 const SAMPLE_RGB = [31, 119, 180];
-const DATA_RGB = [150, 150, 150];
+const DATA_RGB = [110, 110, 110];
 
 function finitePairs(points: Float32Array | undefined): number[][] {
   const out: number[][] = [];
@@ -48,8 +48,8 @@ function defaultBounds(points: number[][]): [number, number, number, number] {
   if (points.length === 0) return [-1, 1, -1, 1];
   const xs = points.map((p) => p[0]).sort((a, b) => a - b);
   const ys = points.map((p) => p[1]).sort((a, b) => a - b);
-  const [x0, x1, y0, y1] = [percentile(xs, 0.01), percentile(xs, 0.99), percentile(ys, 0.01), percentile(ys, 0.99)];
-  const half = (Math.max(x1 - x0, y1 - y0, 1e-6) / 2) * 1.2;
+  const [x0, x1, y0, y1] = [percentile(xs, 0.005), percentile(xs, 0.995), percentile(ys, 0.005), percentile(ys, 0.995)];
+  const half = (Math.max(x1 - x0, y1 - y0, 1e-6) / 2) * 1.25;
   const cx = (x0 + x1) / 2;
   const cy = (y0 + y1) / 2;
   return [cx - half, cx + half, cy - half, cy + half];
@@ -90,34 +90,41 @@ export function renderScatter(options: ScatterOptions): Buffer {
     for (let c = 0; c < 3; c++) data[at + c] = Math.round(data[at + c] * (1 - alpha) + rgb[c] * alpha);
   };
 
-  // The data density: a histogram over 3-pixel cells, square-root scaled so that a 20% mode still shows.
+  // The data density: a histogram over 2-pixel cells, blurred by three box passes (close to a
+  // Gaussian of 3.5 cells), square-root scaled so that a 20% mode still shows.
   if (reference.length > 0) {
-    const cell = 3;
+    const cell = 2;
     const gw = Math.ceil(pw / cell);
     const gh = Math.ceil(ph / cell);
-    const hist = new Float64Array(gw * gh);
+    let grid = new Float64Array(gw * gh);
     for (const [x, y] of reference) {
       const gx = Math.floor((px(x) - plot.left) / cell);
       const gy = Math.floor((py(y) - plot.top) / cell);
-      if (gx >= 0 && gx < gw && gy >= 0 && gy < gh) hist[gy * gw + gx] += 1;
+      if (gx >= 0 && gx < gw && gy >= 0 && gy < gh) grid[gy * gw + gx] += 1;
     }
-    const smooth = new Float64Array(gw * gh);
-    for (let gy = 0; gy < gh; gy++)
-      for (let gx = 0; gx < gw; gx++) {
-        let s = 0;
-        for (let dy = -1; dy <= 1; dy++)
-          for (let dx = -1; dx <= 1; dx++) {
-            const yy = gy + dy;
-            const xx = gx + dx;
-            if (yy >= 0 && yy < gh && xx >= 0 && xx < gw) s += hist[yy * gw + xx];
-          }
-        smooth[gy * gw + gx] = s;
-      }
-    const top = Math.sqrt(Math.max(...smooth));
+    const r = 3;
+    for (let pass = 0; pass < 3; pass++) {
+      const rows = new Float64Array(gw * gh);
+      for (let gy = 0; gy < gh; gy++)
+        for (let gx = 0; gx < gw; gx++) {
+          let s = 0;
+          for (let d = -r; d <= r; d++) s += grid[gy * gw + Math.min(gw - 1, Math.max(0, gx + d))];
+          rows[gy * gw + gx] = s / (2 * r + 1);
+        }
+      const cols = new Float64Array(gw * gh);
+      for (let gy = 0; gy < gh; gy++)
+        for (let gx = 0; gx < gw; gx++) {
+          let s = 0;
+          for (let d = -r; d <= r; d++) s += rows[Math.min(gh - 1, Math.max(0, gy + d)) * gw + gx];
+          cols[gy * gw + gx] = s / (2 * r + 1);
+        }
+      grid = cols;
+    }
+    const top = Math.sqrt(Math.max(...grid));
     for (let y = plot.top; y < plot.bottom; y++)
       for (let x = plot.left; x < plot.right; x++) {
-        const v = smooth[Math.floor((y - plot.top) / cell) * gw + Math.floor((x - plot.left) / cell)];
-        if (v > 0) blend(x, y, DATA_RGB, 0.12 + 0.6 * (Math.sqrt(v) / top));
+        const v = grid[Math.floor((y - plot.top) / cell) * gw + Math.floor((x - plot.left) / cell)];
+        blend(x, y, DATA_RGB, 0.8 * (Math.sqrt(v) / top));
       }
   }
 

@@ -1,0 +1,111 @@
+// Dataset parsers on valid and broken files, and the built-in toys.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it, expect } from 'vitest';
+
+import { loadDataset, DataError, TOY_NAMES, mixtureReport } from '../src/index.js';
+import { parseNpy, writeNpy } from '../src/data/npy.js';
+import { parseCsv, formatCsv } from '../src/data/csv.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-data-'));
+
+// A .npy file by hand: header dict, padded to 64 bytes, then the payload.
+function npy(descr: string, shape: string, payload: Buffer, fortran = 'False', version = 1): Buffer {
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': (${shape}), }`;
+  const pre = version === 1 ? 10 : 12;
+  header = header.padEnd(Math.ceil((pre + header.length + 1) / 64) * 64 - pre - 1, ' ') + '\n';
+  const head = Buffer.alloc(pre);
+  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]).copy(head);
+  if (version === 1) head.writeUInt16LE(header.length, 8);
+  else head.writeUInt32LE(header.length, 8);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), payload]);
+}
+const f64 = (v: number[]) => Buffer.from(new Float64Array(v).buffer);
+const f32 = (v: number[]) => Buffer.from(new Float32Array(v).buffer);
+
+describe('.npy files', () => {
+  it('round-trips what writeNpy writes', () => {
+    const data = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const back = parseNpy(writeNpy(data, [3, 2]), 'x.npy');
+    expect(back).toEqual({ data, rows: 3, cols: 2 });
+    expect(writeNpy(data, [3, 2]).indexOf(0x0a) % 64).toBe(63); // header ends on a 64-byte boundary
+  });
+
+  it('reads float64 and float32 with any trailing shape', () => {
+    expect(parseNpy(npy('<f8', '3,', f64([1, 2, 3])), 'a.npy')).toMatchObject({ rows: 3, cols: 1 });
+    expect(parseNpy(npy('<f4', '2, 3', f32([1, 2, 3, 4, 5, 6])), 'b.npy')).toMatchObject({ rows: 2, cols: 3 });
+    const r = parseNpy(npy('<f8', '2, 2, 2', f64([1, 2, 3, 4, 5, 6, 7, 8]), 'False', 2), 'c.npy');
+    expect(r.rows).toBe(2);
+    expect(r.cols).toBe(4);
+    expect(Array.from(r.data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('rejects broken files with the cause', () => {
+    const good = npy('<f8', '2, 2', f64([1, 2, 3, 4]));
+    expect(() => parseNpy(Buffer.from('PK\x03\x04 not numpy'), 'z.npy')).toThrow(/not a \.npy file/);
+    expect(() => parseNpy(good.subarray(0, good.length - 3), 't.npy')).toThrow(/expected 32 data bytes .* found 29/);
+    expect(() => parseNpy(npy('>f8', '2,', f64([1, 2])), 'be.npy')).toThrow(/dtype '>f8' is not supported/);
+    expect(() => parseNpy(npy('<i8', '2,', f64([1, 2])), 'int.npy')).toThrow(/dtype '<i8'/);
+    expect(() => parseNpy(npy('<f8', '2, 1', f64([1, 2]), 'True'), 'f.npy')).toThrow(/Fortran/);
+    expect(() => parseNpy(npy('<f8', '2, 2', f64([1, 2, NaN, 4])), 'nan.npy')).toThrow(/non-finite value at row 1/);
+    expect(() => parseNpy(npy('<f8', '2, 2', f64([1, 2, 3, 4])), 'ok.npy')).not.toThrow();
+  });
+});
+
+describe('.csv files', () => {
+  it('reads points with or without a header, LF or CRLF', () => {
+    expect(parseCsv('1,2\n3,4\n', 'a.csv')).toEqual({ data: Float32Array.from([1, 2, 3, 4]), rows: 2, cols: 2 });
+    expect(parseCsv('x,y\r\n1.5,-2\r\n\r\n3e2,4\r\n', 'b.csv')).toEqual({ data: Float32Array.from([1.5, -2, 300, 4]), rows: 2, cols: 2 });
+    const text = formatCsv(Float32Array.from([0.1, 2, 3, 4]), 2, 2);
+    expect(parseCsv(text, 'c.csv').data).toEqual(Float32Array.from([0.1, 2, 3, 4]));
+  });
+
+  it('names the line and column of a broken field', () => {
+    expect(() => parseCsv('1,2\n3\n', 'r.csv')).toThrow(/r\.csv:2: expected 2 fields but found 1/);
+    expect(() => parseCsv('1,2\n3,abc\n', 'n.csv')).toThrow(/n\.csv:2: column 2 \('abc'\) is not a finite number/);
+    expect(() => parseCsv('1,2\n3,inf\n', 'i.csv')).toThrow(/i\.csv:2: column 2/);
+    expect(() => parseCsv('\n\n', 'e.csv')).toThrow(/no data rows/);
+    expect(() => parseCsv('x,y\n', 'h.csv')).toThrow(/no data rows/);
+  });
+});
+
+describe('datasets', () => {
+  it('toy:mixture has the W1 weights, means and unit variance', () => {
+    const ds = loadDataset('toy:mixture', { seed: 0 });
+    expect(ds.rows).toBe(100_000);
+    expect(ds.defaults).toEqual({ sigmaBegin: 20, sigmaEnd: 1, levels: 10, stepLr: 0.1 });
+    const r = mixtureReport(ds.data);
+    expect(Math.abs(r.fraction - 0.8)).toBeLessThan(0.01); // standard error 0.0013
+    for (const [mode, c] of [[r.positive, 5], [r.negative, -5]] as const) {
+      for (const m of mode.mean) expect(Math.abs(m - c)).toBeLessThan(0.05);
+      expect(Math.abs(mode.covariance[0][0] - 1)).toBeLessThan(0.05);
+      expect(Math.abs(mode.covariance[1][1] - 1)).toBeLessThan(0.05);
+      expect(Math.abs(mode.covariance[0][1])).toBeLessThan(0.05);
+    }
+  });
+
+  it('every toy is finite, 2-D, in [−6, 6]², seeded and deterministic', () => {
+    for (const name of TOY_NAMES) {
+      const a = loadDataset(`toy:${name}`, { seed: 1, toySize: 2000 });
+      const b = loadDataset(`toy:${name}`, { seed: 1, toySize: 2000 });
+      const c = loadDataset(`toy:${name}`, { seed: 2, toySize: 2000 });
+      expect(a.dim).toBe(2);
+      expect(a.rows).toBe(2000);
+      expect(a.data.every((v) => Number.isFinite(v))).toBe(true);
+      if (name !== 'mixture') expect(a.data.every((v) => Math.abs(v) < 6)).toBe(true);
+      expect(a.data).toEqual(b.data);
+      expect(a.data).not.toEqual(c.data);
+    }
+  });
+
+  it('loads .npy and .csv files and explains what it cannot load', () => {
+    fs.writeFileSync(path.join(dir, 'p.npy'), writeNpy(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]));
+    fs.writeFileSync(path.join(dir, 'p.csv'), 'a,b\n1,2\n3,4\n');
+    expect(loadDataset(path.join(dir, 'p.npy'), { seed: 0 })).toMatchObject({ rows: 2, dim: 3, defaults: null });
+    expect(loadDataset(path.join(dir, 'p.csv'), { seed: 0 })).toMatchObject({ rows: 2, dim: 2 });
+    expect(() => loadDataset(path.join(dir, 'missing.npy'), { seed: 0 })).toThrow(/cannot read .*missing\.npy: no such file/);
+    expect(() => loadDataset('toy:spiral', { seed: 0 })).toThrow(/unknown toy dataset 'toy:spiral'; the toys are toy:mixture/);
+    expect(() => loadDataset('data.txt', { seed: 0 })).toThrow(DataError);
+  });
+});
