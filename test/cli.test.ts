@@ -1,0 +1,126 @@
+// The command line as a user runs it: outputs on disk, and one clear line for every bad input.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it, expect, beforeAll } from 'vitest';
+import { PNG } from 'pngjs';
+
+import { parseNpy } from '../src/data/npy.js';
+import { parseCsv } from '../src/data/csv.js';
+import { writeNpy } from '../src/data/npy.js';
+
+const bin = path.resolve(__dirname, '..', 'bin', 'ncsn-cuda.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-cli-'));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, NCSN_DEBUG: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// A rejected input: non-zero exit, a message on stderr, and no stack trace.
+function expectRejected(r: ReturnType<typeof cli>, message: RegExp) {
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('ncsn-cuda train and sample', () => {
+  const run = path.join(dir, 'run');
+  beforeAll(() => {
+    const r = cli('train', '--steps', '300', '--out', run);
+    expect(r.stderr).toMatch(/trained 300 steps/);
+    expect(r.code).toBe(0);
+  });
+
+  it('writes a checkpoint, a log and a plot', () => {
+    for (const f of ['checkpoint.safetensors', 'log.jsonl', 'samples.png']) expect(fs.existsSync(path.join(run, f))).toBe(true);
+    const lines = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.at(-1).step).toBe(300);
+    expect(lines[0]).toHaveProperty('loss');
+    expect(lines[0].level_loss).toHaveLength(10);
+    expect(lines[0]).toHaveProperty('steps_per_s');
+    const png = PNG.sync.read(fs.readFileSync(path.join(run, 'samples.png')));
+    expect([png.width, png.height]).toEqual([800, 800]);
+  });
+
+  it('samples to .npy, .csv and .png', () => {
+    const ck = path.join(run, 'checkpoint.safetensors');
+    expect(cli('sample', '--checkpoint', ck, '--n', '50', '--steps-per-level', '5', '--out', 'a.npy').code).toBe(0);
+    expect(parseNpy(fs.readFileSync(path.join(dir, 'a.npy')), 'a.npy')).toMatchObject({ rows: 50, cols: 2 });
+    expect(cli('sample', '--checkpoint', ck, '--n', '20', '--steps-per-level', '5', '--denoise', '--out', 'b.csv').code).toBe(0);
+    expect(parseCsv(fs.readFileSync(path.join(dir, 'b.csv'), 'utf8'), 'b.csv')).toMatchObject({ rows: 20, cols: 2 });
+    expect(cli('sample', '--checkpoint', ck, '--n', '200', '--steps-per-level', '5', '--out', 'c.png').code).toBe(0);
+    expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'c.png'))).width).toBe(800);
+    // the same seed gives the same samples
+    cli('sample', '--checkpoint', ck, '--n', '50', '--steps-per-level', '5', '--out', 'd.npy');
+    expect(fs.readFileSync(path.join(dir, 'd.npy'))).toEqual(fs.readFileSync(path.join(dir, 'a.npy')));
+  });
+
+  it('trains on a user .npy file of any dimension', () => {
+    const data = new Float32Array(3 * 400).map((_, i) => Math.sin(i) * 3);
+    fs.writeFileSync(path.join(dir, 'points.npy'), writeNpy(data, [400, 3]));
+    const r = cli('train', '--data', 'points.npy', '--steps', '50', '--out', 'run3');
+    expect(r.code).toBe(0);
+    expect(parseNpy(fs.readFileSync(path.join(dir, 'run3', 'samples.npy')), 's.npy').cols).toBe(3);
+  });
+
+  it('reproduces Figure 3 with the exact score and no training', () => {
+    const r = cli('train', '--model', 'exact:mixture', '--out', 'exact');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\(5,5\) mode: 0\.7[5-9]\d/);
+  });
+});
+
+describe('bad input', () => {
+  it('rejects every invalid flag value with a clear message', () => {
+    expectRejected(cli('train', '--steps', '-5'), /option '--steps <n>' argument '-5' is invalid\. It must be a positive integer/);
+    expectRejected(cli('train', '--steps', 'many'), /--steps <n>.*It must be a positive integer/);
+    expectRejected(cli('train', '--batch-size', '0'), /--batch-size <n>.*positive integer/);
+    expectRejected(cli('train', '--lr', '0'), /--lr <x>.*positive number/);
+    expectRejected(cli('train', '--levels', '1.5'), /--levels <n>.*positive integer/);
+    expectRejected(cli('train', '--seed', '-1'), /--seed <n>.*integer ≥ 0/);
+    expectRejected(cli('train', '--sigma-begin', 'abc'), /--sigma-begin <x>.*positive number/);
+    expectRejected(cli('train', '--sigma-end', '30'), /--sigma-end \(30\) must be smaller than --sigma-begin \(20\)/);
+    expectRejected(cli('train', '--levels', '1'), /noise levels must be an integer ≥ 2/);
+    expectRejected(cli('train', '--data', 'toy:nope'), /unknown toy dataset 'toy:nope'/);
+    expectRejected(cli('train', '--data', 'missing.npy'), /cannot read missing\.npy: no such file/);
+    expectRejected(cli('train', '--data', 'points.txt'), /unknown data 'points\.txt'/);
+    expectRejected(cli('train', '--model', 'unet'), /argument 'unet' is invalid\. Allowed choices are mlp, exact:mixture/);
+    expectRejected(cli('train', '--device', 'gpu'), /Allowed choices are auto, cpu/);
+    expectRejected(cli('train', '--model', 'exact:mixture', '--data', 'toy:moons'), /exact score of toy:mixture/);
+    expectRejected(cli('train', '--bogus'), /unknown option '--bogus'/);
+    expectRejected(cli('sample'), /required option '--checkpoint <file>' not specified/);
+    expectRejected(cli('sample', '--checkpoint', 'none.safetensors'), /cannot read checkpoint none\.safetensors: no such file/);
+    fs.writeFileSync(path.join(dir, 'junk.safetensors'), 'junk');
+    expectRejected(cli('sample', '--checkpoint', 'junk.safetensors'), /not a valid checkpoint/);
+    expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--out', 'x.txt'), /extension must be one of \.npy, \.csv, \.png/);
+    expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--step-lr', '-1'), /--step-lr <x>.*positive number/);
+    expectRejected(cli('bench', '--workload', 'w9'), /Allowed choices are w1/);
+    expectRejected(cli('frobnicate'), /unknown command 'frobnicate'/);
+  });
+
+  it('rejects a broken data file with its line', () => {
+    fs.writeFileSync(path.join(dir, 'bad.csv'), 'x,y\n1,2\n3\n');
+    expectRejected(cli('train', '--data', 'bad.csv'), /bad\.csv:3: expected 2 fields but found 1/);
+  });
+});
+
+describe('ncsn-cuda info and bench', () => {
+  it('prints the version and backends', () => {
+    const r = cli('info');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ncsn-cuda \d+\.\d+\.\d+/);
+    expect(r.stdout).toMatch(/backends: cpu/);
+    expect(JSON.parse(cli('info', '--json').stdout).backends).toContain('cpu');
+  });
+
+  it('prints the W1 figures as one JSON line', () => {
+    const r = cli('bench', '--workload', 'w1', '--device', 'cpu', '--repeats', '1');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ workload: 'w1', device: 'cpu', train_batch: 512, sample_particles: 10_000 });
+    expect(j.train_steps_per_s).toBeGreaterThan(0);
+    expect(j.sample_particle_steps_per_s).toBeGreaterThan(0);
+  });
+});
