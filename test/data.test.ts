@@ -74,7 +74,7 @@ describe('datasets', () => {
   it('toy:mixture has the W1 weights, means and unit variance', () => {
     const ds = loadDataset('toy:mixture', { seed: 0 });
     expect(ds.rows).toBe(100_000);
-    expect(ds.defaults).toEqual({ sigmaBegin: 20, sigmaEnd: 1, levels: 10, stepLr: 0.1 });
+    expect(ds.defaults).toEqual({ sigmaBegin: 20, sigmaEnd: 1, levels: 10, steps: 5000 });
     const r = mixtureReport(ds.data);
     expect(Math.abs(r.fraction - 0.8)).toBeLessThan(0.01); // standard error 0.0013
     for (const [mode, c] of [[r.positive, 5], [r.negative, -5]] as const) {

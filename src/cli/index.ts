@@ -22,7 +22,7 @@ function program(): Command {
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
     .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points`, 'toy:mixture')
     .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training)').choices(['mlp', 'exact:mixture']).default('mlp'))
-    .option('--steps <n>', 'training steps (Adam updates)', positiveInt, 5000)
+    .option('--steps <n>', 'training steps, Adam updates (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
     .option('--batch-size <n>', 'samples per step', positiveInt, 128)
     .option('--lr <x>', 'Adam learning rate', positiveNumber, 1e-3)
     .option('--sigma-begin <x>', 'largest noise level σ_1 (default: per dataset; 20 for toy:mixture; the largest pairwise distance for files)', positiveNumber)

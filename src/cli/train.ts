@@ -15,7 +15,7 @@ import { UsageError } from './options.js';
 export interface TrainFlags {
   data: string;
   model: ModelKind;
-  steps: number;
+  steps?: number;
   batchSize: number;
   lr: number;
   sigmaBegin?: number;
@@ -84,8 +84,9 @@ export async function train(flags: TrainFlags): Promise<number> {
     throw new UsageError(`--sigma-end (${sigmaEnd}) must be smaller than --sigma-begin (${sigmaBegin})`);
   }
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
-  // Without a dataset's own setting, α_L = ε = 0.1 σ_L², the ratio of W1's ε = 0.1 at σ_L = 1.
-  const stepLr = d?.stepLr ?? 0.1 * sigmaEnd * sigmaEnd;
+  // α_L = ε = 0.1 σ_L²: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale.
+  const stepLr = 0.1 * sigmaEnd * sigmaEnd;
+  const steps = flags.steps ?? d?.steps ?? 5000;
   const [initLow, initHigh] = d ? [-8, 8] : dataRange(dataset);
 
   const out = flags.out ?? timestampDir();
@@ -113,15 +114,15 @@ export async function train(flags: TrainFlags): Promise<number> {
   const checkpoint = path.join(out, 'checkpoint.safetensors');
   let interrupted = false;
   if (flags.model === 'mlp') {
-    log(`training: ${flags.steps.toLocaleString('en-US')} steps, batch ${flags.batchSize}, Adam lr ${flags.lr}`);
-    const reportEvery = Math.max(1, Math.min(100, Math.floor(flags.steps / 50)));
+    log(`training: ${steps.toLocaleString('en-US')} steps, batch ${flags.batchSize}, Adam lr ${flags.lr}`);
+    const reportEvery = Math.max(1, Math.min(100, Math.floor(steps / 50)));
     const bar = process.stderr.isTTY
       ? new cliProgress.SingleBar(
           { format: 'train |{bar}| {value}/{total} steps | loss {loss} | {rate} steps/s | eta {eta_formatted}', hideCursor: true },
           cliProgress.Presets.shades_classic,
         )
       : null;
-    bar?.start(flags.steps, 0, { loss: '-', rate: '-' });
+    bar?.start(steps, 0, { loss: '-', rate: '-' });
     let lastPrinted = 0;
     const abort = new AbortController();
     const onSignal = () => {
@@ -133,7 +134,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     const started = Date.now();
     let last: TrainProgress | null = null;
     const result = await model.train(dataset, {
-      steps: flags.steps,
+      steps,
       batchSize: flags.batchSize,
       reportEvery,
       signal: abort.signal,
@@ -144,9 +145,9 @@ export async function train(flags: TrainFlags): Promise<number> {
           `${JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond })}\n`,
         );
         if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
-        else if (p.step - lastPrinted >= flags.steps / 10 || p.step === flags.steps) {
+        else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
           lastPrinted = p.step;
-          log(`step ${p.step}/${flags.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
+          log(`step ${p.step}/${steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
         }
       },
     });

@@ -91,7 +91,7 @@ export function renderScatter(options: ScatterOptions): Buffer {
   };
 
   // The data density: a histogram over 2-pixel cells, blurred by three box passes (close to a
-  // Gaussian of 3.5 cells), square-root scaled so that a 20% mode still shows.
+  // Gaussian of 2.5 cells), square-root scaled so that a 20% mode still shows.
   if (reference.length > 0) {
     const cell = 2;
     const gw = Math.ceil(pw / cell);
@@ -102,7 +102,7 @@ export function renderScatter(options: ScatterOptions): Buffer {
       const gy = Math.floor((py(y) - plot.top) / cell);
       if (gx >= 0 && gx < gw && gy >= 0 && gy < gh) grid[gy * gw + gx] += 1;
     }
-    const r = 3;
+    const r = 2;
     for (let pass = 0; pass < 3; pass++) {
       const rows = new Float64Array(gw * gh);
       for (let gy = 0; gy < gh; gy++)
