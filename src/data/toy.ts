@@ -20,11 +20,11 @@ export const MIXTURE = {
   variance: 1,
 } as const;
 
-// u holds three uniforms in (0, 1) per point, z two standard normals.
-type Generator = (n: number, u: Float32Array, z: Float32Array) => Float32Array;
+// One point from three uniforms in (0, 1) and two standard normals.
+type Point = (u: [number, number, number], z: [number, number]) => [number, number];
 
 interface Toy {
-  generate: Generator;
+  point: Point;
   defaults: NoiseDefaults;
 }
 
@@ -37,84 +37,52 @@ const TOYS: Record<string, Toy> = {
   // W1 (fixed by WORKLOADS.md)
   mixture: {
     defaults: { sigmaBegin: 20, sigmaEnd: 1, levels: 10, steps: 5000 },
-    generate: (n, u, z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const c = u[3 * i] < MIXTURE.weights[0] ? MIXTURE.means[0] : MIXTURE.means[1];
-        out[2 * i] = c[0] + z[2 * i];
-        out[2 * i + 1] = c[1] + z[2 * i + 1];
-      }
-      return out;
+    point: ([u], [z0, z1]) => {
+      const c = u < MIXTURE.weights[0] ? MIXTURE.means[0] : MIXTURE.means[1];
+      return [c[0] + z0, c[1] + z1];
     },
   },
   // eight Gaussians of std 0.5 evenly spaced on a circle of radius 4
   '8gaussians': {
     defaults: FINE,
-    generate: (n, u, z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const a = (Math.floor(u[3 * i] * 8) * Math.PI) / 4;
-        out[2 * i] = 4 * Math.cos(a) + 0.5 * z[2 * i];
-        out[2 * i + 1] = 4 * Math.sin(a) + 0.5 * z[2 * i + 1];
-      }
-      return out;
+    point: ([u], [z0, z1]) => {
+      const a = (Math.floor(u * 8) * Math.PI) / 4;
+      return [4 * Math.cos(a) + 0.5 * z0, 4 * Math.sin(a) + 0.5 * z1];
     },
   },
   // a 2-D swiss roll, the spiral (t cos t, t sin t) for t in [1.5π, 4.5π], scaled to radius 4
   swissroll: {
     defaults: FINE,
-    generate: (n, u, z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const t = 1.5 * Math.PI * (1 + 2 * u[3 * i]);
-        out[2 * i] = (t * Math.cos(t)) / 3.5 + 0.1 * z[2 * i];
-        out[2 * i + 1] = (t * Math.sin(t)) / 3.5 + 0.1 * z[2 * i + 1];
-      }
-      return out;
+    point: ([u], [z0, z1]) => {
+      const t = 1.5 * Math.PI * (1 + 2 * u);
+      return [(t * Math.cos(t)) / 3.5 + 0.1 * z0, (t * Math.sin(t)) / 3.5 + 0.1 * z1];
     },
   },
   // four concentric rings of radius 1, 2, 3 and 4
   rings: {
     defaults: FINE,
-    generate: (n, u, z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const ring = Math.floor(u[3 * i] * 4);
-        const a = 2 * Math.PI * u[3 * i + 1];
-        out[2 * i] = (ring + 1) * Math.cos(a) + 0.08 * z[2 * i];
-        out[2 * i + 1] = (ring + 1) * Math.sin(a) + 0.08 * z[2 * i + 1];
-      }
-      return out;
+    point: ([u0, u1], [z0, z1]) => {
+      const r = Math.floor(u0 * 4) + 1;
+      const a = 2 * Math.PI * u1;
+      return [r * Math.cos(a) + 0.08 * z0, r * Math.sin(a) + 0.08 * z1];
     },
   },
   // the dark squares of a 4×4 checkerboard on [−4, 4]²
   checkerboard: {
     defaults: FINE,
-    generate: (n, u, _z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const x = -4 + 8 * u[3 * i];
-        const row = Math.floor(u[3 * i + 1] * 2) * 2 + ((Math.floor(x / 2) + 2) % 2); // a dark square in x's column
-        out[2 * i] = x;
-        out[2 * i + 1] = -4 + 2 * (row + u[3 * i + 2]);
-      }
-      return out;
+    point: ([u0, u1, u2]) => {
+      const x = -4 + 8 * u0;
+      const row = Math.floor(u1 * 2) * 2 + ((Math.floor(x / 2) + 2) % 2); // a dark square in x's column
+      return [x, -4 + 2 * (row + u2)];
     },
   },
   // two interleaving half circles, centred and scaled to about [−4, 4]
   moons: {
     defaults: FINE,
-    generate: (n, u, z) => {
-      const out = new Float32Array(2 * n);
-      for (let i = 0; i < n; i++) {
-        const upper = u[3 * i] < 0.5;
-        const a = Math.PI * u[3 * i + 1];
-        const x = upper ? Math.cos(a) : 1 - Math.cos(a);
-        const y = upper ? Math.sin(a) : 0.5 - Math.sin(a);
-        out[2 * i] = 2.5 * (x - 0.5) + 0.1 * z[2 * i];
-        out[2 * i + 1] = 2.5 * (y - 0.25) + 0.1 * z[2 * i + 1];
-      }
-      return out;
+    point: ([u0, u1], [z0, z1]) => {
+      const a = Math.PI * u1;
+      const [x, y] = u0 < 0.5 ? [Math.cos(a), Math.sin(a)] : [1 - Math.cos(a), 0.5 - Math.sin(a)];
+      return [2.5 * (x - 0.5) + 0.1 * z0, 2.5 * (y - 0.25) + 0.1 * z1];
     },
   },
 };
@@ -126,5 +94,9 @@ export function toyDataset(name: string, n: number, seed: number): { data: Float
   if (!toy) return null;
   const u = addon.random({ kind: 'uniform', seed, n: 3 * n, stream: 1 });
   const z = addon.random({ kind: 'normal', seed, n: 2 * n, stream: 2 });
-  return { data: toy.generate(n, u, z), defaults: toy.defaults };
+  const data = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    data.set(toy.point([u[3 * i], u[3 * i + 1], u[3 * i + 2]], [z[2 * i], z[2 * i + 1]]), 2 * i);
+  }
+  return { data, defaults: toy.defaults };
 }
