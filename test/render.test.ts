@@ -1,41 +1,126 @@
-// The 2-D scatter plot: a PNG of the requested size with the samples and the data where they are.
-import { describe, it, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
+import { renderScatter } from '../src/render/scatter.js';
 
-import { renderScatter } from '../src/index.js';
+// Seeded normal deviates (mulberry32 + Box–Muller), so that every run draws the same picture.
+function normals(seed: number): () => number {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
 
-const bounds: [number, number, number, number] = [-10, 10, -10, 10];
-const pixel = (png: PNG, x: number, y: number) => Array.from(png.data.subarray(4 * (y * png.width + x), 4 * (y * png.width + x) + 3));
-// With the default 800×800 layout and these bounds, where a data point lands.
-const at = (x: number, y: number): [number, number] => [Math.round(70 + ((x + 10) / 20) * 706), Math.round(78 + ((10 - y) / 20) * 666)];
-
-function cluster(cx: number, cy: number, n: number): Float32Array {
+function cluster(n: number, cx: number, cy: number, sd: number, seed = 1): Float32Array {
+  const z = normals(seed);
   const out = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
-    out[2 * i] = cx + 0.3 * Math.cos(i);
-    out[2 * i + 1] = cy + 0.3 * Math.sin(1.7 * i);
+    out[2 * i] = cx + sd * z();
+    out[2 * i + 1] = cy + sd * z();
   }
   return out;
 }
 
+const BOX: [number, number, number, number] = [-10, 10, -10, 10];
+const isBlue = (r: number, _g: number, b: number) => b - r > 40;
+const isGrey = (r: number, g: number, b: number) => r < 235 && Math.max(r, g, b) - Math.min(r, g, b) < 6;
+
+/** Pixels matching `test` in a region given as fractions of the image, and their centroid. */
+function scan(png: PNG, test: (r: number, g: number, b: number) => boolean, region = [0, 1, 0, 1]) {
+  let count = 0;
+  let sx = 0;
+  let sy = 0;
+  for (let y = Math.floor(region[2] * png.height); y < region[3] * png.height; y++)
+    for (let x = Math.floor(region[0] * png.width); x < region[1] * png.width; x++) {
+      const i = 4 * (y * png.width + x);
+      if (test(png.data[i], png.data[i + 1], png.data[i + 2])) {
+        count++;
+        sx += x;
+        sy += y;
+      }
+    }
+  return { count, x: sx / count / png.width, y: sy / count / png.height };
+}
+
+const decode = (buf: Buffer) => PNG.sync.read(buf);
+const LOWER_LEFT = [0.15, 0.45, 0.55, 0.85];
+const UPPER_RIGHT = [0.55, 0.8, 0.25, 0.45];
+
 describe('renderScatter', () => {
-  it('draws samples in colour and the data in grey, where they are', () => {
-    const png = PNG.sync.read(
-      renderScatter({ samples: cluster(5, 5, 2000), reference: cluster(-5, -5, 2000), bounds, title: 't', subtitle: 's' }),
-    );
-    expect([png.width, png.height]).toEqual([800, 800]);
-    const [r, g, b] = pixel(png, ...at(5, 5));
-    expect(b).toBeGreaterThan(r + 40); // the samples' blue
-    const grey = pixel(png, ...at(-5, -5));
-    expect(Math.max(...grey) - Math.min(...grey)).toBeLessThan(8);
-    expect(grey[0]).toBeLessThan(200);
-    expect(pixel(png, ...at(5, -5))).toEqual([255, 255, 255]);
+  it('writes a PNG of the requested size, 800×800 by default', () => {
+    const samples = cluster(500, 0, 0, 1);
+    const byDefault = decode(renderScatter({ samples, title: 'a title', subtitle: 'a subtitle' }));
+    expect([byDefault.width, byDefault.height]).toEqual([800, 800]);
+    const sized = decode(renderScatter({ samples, width: 640, height: 480 }));
+    expect([sized.width, sized.height]).toEqual([640, 480]);
   });
 
-  it('ignores non-finite points, accepts no samples, honours the size', () => {
-    const samples = Float32Array.from([NaN, 1, Infinity, 2, 0, 0]);
-    const png = PNG.sync.read(renderScatter({ samples, bounds, width: 400, height: 300 }));
-    expect([png.width, png.height]).toEqual([400, 300]);
-    expect(() => renderScatter({ samples: new Float32Array(0) })).not.toThrow();
+  it('colours the pixels where the samples are and leaves the opposite corner white', () => {
+    const png = decode(renderScatter({ samples: cluster(2000, 5, 5, 0.4), bounds: BOX }));
+    const blue = scan(png, isBlue);
+    expect(blue.count).toBeGreaterThan(1000);
+    // (5, 5) in [−10, 10]² lies three quarters across and a quarter down the plot
+    expect(blue.x).toBeGreaterThan(0.62);
+    expect(blue.y).toBeLessThan(0.4);
+    expect(scan(png, isBlue, UPPER_RIGHT.map((v, i) => (i < 2 ? v + 0.1 : v - 0.1))).count).toBeGreaterThan(100);
+    expect(scan(png, (r, g, b) => r < 250 || g < 250 || b < 250, LOWER_LEFT).count).toBe(0);
+  });
+
+  it('draws the reference as a grey density under the samples', () => {
+    const reference = cluster(5000, -5, -5, 1, 2);
+    const png = decode(renderScatter({ samples: cluster(2000, 5, 5, 0.4), reference, bounds: BOX }));
+    expect(scan(png, isGrey, LOWER_LEFT).count).toBeGreaterThan(2000);
+    expect(scan(png, isBlue, LOWER_LEFT).count).toBe(0);
+    // a mode with a fifth of the points still shows
+    const modes = new Float32Array([...cluster(4000, 5, 5, 1, 3), ...cluster(1000, -5, -5, 1, 4)]);
+    const twoModes = decode(renderScatter({ samples: new Float32Array(0), reference: modes, bounds: BOX }));
+    expect(scan(twoModes, isGrey, LOWER_LEFT).count).toBeGreaterThan(2000);
+    expect(scan(twoModes, isGrey, UPPER_RIGHT).count).toBeGreaterThan(2000);
+  });
+
+  it('ignores NaN and infinite points', () => {
+    const samples = cluster(1000, 1, 2, 1);
+    const reference = cluster(1000, 0, 0, 2, 5);
+    const bad = [NaN, 1, Infinity, 2, 3, -Infinity, NaN, NaN, 1e30 * 1e30, 0];
+    const clean = renderScatter({ samples, reference });
+    const dirty = renderScatter({
+      samples: new Float32Array([...bad, ...samples, ...bad]),
+      reference: new Float32Array([...reference, ...bad]),
+    });
+    expect(dirty.equals(clean)).toBe(true);
+  });
+
+  it('draws a valid, empty plot for no samples', () => {
+    for (const samples of [new Float32Array(0), new Float32Array([NaN, NaN])]) {
+      const png = decode(renderScatter({ samples, title: 'nothing yet' }));
+      expect([png.width, png.height]).toEqual([800, 800]);
+      expect(scan(png, isBlue).count).toBe(0);
+      expect(scan(png, (r, g, b) => r < 250 || g < 250 || b < 250, [0.3, 0.7, 0.3, 0.7]).count).toBe(0);
+    }
+  });
+
+  it('honours the bounds option', () => {
+    const samples = cluster(2000, 5, 5, 0.4);
+    const centred = scan(decode(renderScatter({ samples, bounds: [0, 10, 0, 10] })), isBlue);
+    expect(Math.abs(centred.x - 0.5)).toBeLessThan(0.08);
+    expect(Math.abs(centred.y - 0.5)).toBeLessThan(0.08);
+    const corner = scan(decode(renderScatter({ samples, bounds: [5, 25, -15, 5] })), isBlue);
+    expect(corner.x).toBeLessThan(0.2);
+    expect(corner.y).toBeLessThan(0.2);
+  });
+
+  it('clips points outside the bounds instead of wrapping them', () => {
+    const outside = new Float32Array([10.3, 0, 30, 5, -12, -9, 0, 10.4, 0, -50, 1e6, 1e6]);
+    const one = new Float32Array([10.3, 0]);
+    // both pictures hold only the legend's swatch
+    const picture = renderScatter({ samples: outside, bounds: BOX });
+    expect(picture.equals(renderScatter({ samples: one, bounds: BOX }))).toBe(true);
+  });
+
+  it('rejects empty bounds', () => {
+    expect(() => renderScatter({ samples: new Float32Array(0), bounds: [1, 1, 0, 1] })).toThrow(RangeError);
   });
 });
