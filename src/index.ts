@@ -10,7 +10,8 @@ export { renderScatter } from './render/scatter.js';
 export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
 
 export type ModelKind = 'mlp' | 'exact:mixture';
-export type Device = 'auto' | 'cpu';
+/** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
+export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface SamplingDefaults {
   /** T, the Langevin steps at each noise level. */
@@ -206,8 +207,13 @@ export class NcsnModel {
   get paramCount(): number {
     return this.native.paramCount;
   }
+  /** 'cpu' or 'cuda:N'. */
   get backend(): string {
     return this.native.backend;
+  }
+  /** Why device 'auto' fell back to the CPU, or null. */
+  get backendNotice(): string | null {
+    return this.native.notice;
   }
   get threads(): number {
     return this.native.threads;

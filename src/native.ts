@@ -59,6 +59,8 @@ export interface NativeModel {
   readonly step: number;
   readonly paramCount: number;
   readonly backend: string;
+  /** Why device 'auto' chose the CPU, or null. */
+  readonly notice: string | null;
   readonly threads: number;
   setData(data: Float32Array, rows: number, cols: number): void;
   train(
@@ -74,11 +76,22 @@ export interface NativeModel {
   loadTensors(tensors: NativeTensor[], step: number): void;
 }
 
+export interface NativeGpu {
+  index: number;
+  name: string;
+  computeCapability: string;
+  memoryBytes: number;
+  multiprocessors: number;
+  usable: boolean;
+  problem: string | null;
+}
+
 export interface NativeInfo {
   version: string;
   backends: string[];
   threads: number;
-  devices: { name: string }[];
+  cuda: { driverVersion?: number; runtimeVersion?: number; architectures?: string; problem: string | null };
+  devices: NativeGpu[];
 }
 
 interface Addon {

@@ -11,6 +11,9 @@
 
 #include "../core/model.h"
 #include "../cpu/cpu_ops.h"
+#ifdef NCSN_WITH_CUDA
+#include "../cuda/cuda_backend.h"
+#endif
 
 namespace {
 
@@ -122,6 +125,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceAccessor<&ModelWrap::Step>("step"),
                         InstanceAccessor<&ModelWrap::ParamCount>("paramCount"),
                         InstanceAccessor<&ModelWrap::Backend>("backend"),
+                        InstanceAccessor<&ModelWrap::Notice>("notice"),
                         InstanceAccessor<&ModelWrap::Threads>("threads")});
   }
 
@@ -245,6 +249,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(model_->param_count()));
   }
   Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model_->backend_name()); }
+  // Why `auto` chose the CPU, or null.
+  Napi::Value Notice(const Napi::CallbackInfo& info) {
+    const std::string& n = model_->backend_notice();
+    return n.empty() ? info.Env().Null() : Napi::String::New(info.Env(), n);
+  }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_->threads()); }
 
   std::unique_ptr<Model> model_;
@@ -432,15 +441,41 @@ Napi::Value Philox(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The first call probes the GPUs (loading the addon does not touch CUDA).
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("version", NCSN_VERSION);
-  Napi::Array backends = Napi::Array::New(env, 1);
+  Napi::Array backends = Napi::Array::New(env);
   backends.Set(0u, "cpu");
-  o.Set("backends", backends);
   o.Set("threads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
-  o.Set("devices", Napi::Array::New(env, 0));
+  Napi::Array devices = Napi::Array::New(env);
+  Napi::Object cuda = Napi::Object::New(env);
+#ifdef NCSN_WITH_CUDA
+  backends.Set(1u, "cuda");
+  const ncsn::GpuProbe& p = ncsn::probe_gpus();
+  cuda.Set("driverVersion", Napi::Number::New(env, p.driver_version));
+  cuda.Set("runtimeVersion", Napi::Number::New(env, p.runtime_version));
+  cuda.Set("architectures", p.compiled_archs);
+  cuda.Set("problem", p.problem.empty() ? env.Null() : Napi::String::New(env, p.problem));
+  for (size_t i = 0; i < p.devices.size(); ++i) {
+    const ncsn::GpuInfo& g = p.devices[i];
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("index", Napi::Number::New(env, g.index));
+    d.Set("name", g.name);
+    d.Set("computeCapability", std::to_string(g.cc_major) + "." + std::to_string(g.cc_minor));
+    d.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(g.memory_bytes)));
+    d.Set("multiprocessors", Napi::Number::New(env, g.multiprocessors));
+    d.Set("usable", Napi::Boolean::New(env, g.usable));
+    d.Set("problem", g.problem.empty() ? env.Null() : Napi::String::New(env, g.problem));
+    devices.Set(static_cast<uint32_t>(i), d);
+  }
+#else
+  cuda.Set("problem", "this build has no CUDA backend (nvcc was not found when it was compiled)");
+#endif
+  o.Set("backends", backends);
+  o.Set("cuda", cuda);
+  o.Set("devices", devices);
   return o;
 }
 

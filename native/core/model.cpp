@@ -6,12 +6,35 @@
 #include <stdexcept>
 
 #include "../cpu/cpu_ops.h"
+#ifdef NCSN_WITH_CUDA
+#include "../cuda/cuda_backend.h"
+#endif
 
 namespace ncsn {
 
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads) {
-  if (device == "cpu" || device == "auto") return std::make_unique<CpuOps<float>>(threads);
-  throw std::invalid_argument("unknown device '" + device + "' (this build has: cpu)");
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, std::string& notice) {
+  if (device == "cpu") return std::make_unique<CpuOps<float>>(threads);
+  const bool gpu = device == "cuda" || device.rfind("cuda:", 0) == 0;
+  if (device != "auto" && !gpu) throw std::invalid_argument("unknown device '" + device + "' (auto, cpu, cuda, cuda:N)");
+  int index = 0;
+  if (device.size() > 5) {
+    const std::string n = device.substr(5);
+    if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 4)
+      throw std::invalid_argument("unknown device '" + device + "' (auto, cpu, cuda, cuda:N)");
+    index = std::stoi(n);
+  }
+#ifdef NCSN_WITH_CUDA
+  if (gpu) return make_cuda_ops(index);
+  const GpuProbe& p = probe_gpus();
+  for (const GpuInfo& g : p.devices)
+    if (g.usable) return make_cuda_ops(g.index);
+  notice = "no usable GPU (" + p.problem + "); using the CPU";
+#else
+  if (gpu) throw std::invalid_argument("--device " + device + ": this build has no CUDA backend (nvcc was not found when it was compiled)");
+  notice = "this build has no CUDA backend; using the CPU";
+#endif
+  (void)index;
+  return std::make_unique<CpuOps<float>>(threads);
 }
 
 namespace {
@@ -32,7 +55,7 @@ Model::Model(const ModelConfig& config) : config_(config) {
     throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, exact:mixture)");
   check_sigmas(config.sigmas, exact);
   config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
-  ops_ = make_backend(config.device, config.threads);
+  ops_ = make_backend(config.device, config.threads, notice_);
 
   const int64_t levels = config_.shape.levels;
   std::vector<float> sigma(levels), inv(levels);

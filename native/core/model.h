@@ -52,7 +52,9 @@ struct NamedTensor {
   std::vector<float> data;
 };
 
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads);
+// "cpu", "cuda", "cuda:N" or "auto" (the first usable GPU, else the CPU). `notice` says why auto
+// fell back to the CPU.
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, std::string& notice);
 
 class Model {
  public:
@@ -60,6 +62,7 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   std::string backend_name() const { return ops_->name(); }
+  const std::string& backend_notice() const { return notice_; }
   int threads() const { return ops_->workers(); }
   bool trainable() const { return mlp_ != nullptr; }
   int64_t step() const { return state_->step; }
@@ -80,6 +83,7 @@ class Model {
 
  private:
   ModelConfig config_;
+  std::string notice_;
   std::unique_ptr<Ops<float>> ops_;
   Array<float> sigma_, inv_sigma_;
   std::unique_ptr<ScoreModel<float>> model_;

@@ -22,6 +22,11 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by a test that cannot run here (no GPU); its message says why.
+struct Skip : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Uniform values in [lo, hi] from a fixed seed: test inputs are random, never zeros.
 template <typename T>
 std::vector<T> random_values(size_t n, unsigned seed, double lo = -1.0, double hi = 1.0) {

@@ -4,13 +4,13 @@ import { createRequire } from 'node:module';
 
 import { info } from '../index.js';
 import { TOY_NAMES } from '../data/index.js';
-import { positiveInt, nonNegativeInt, positiveNumber } from './options.js';
+import { positiveInt, nonNegativeInt, positiveNumber, device } from './options.js';
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
-const DEVICES = ['auto', 'cpu'] as const;
+const DEVICE_HELP = 'compute device: auto (the first usable GPU, else the CPU), cpu, cuda or cuda:N';
 
 function program(): Command {
   const p = new Command('ncsn-cuda')
@@ -29,7 +29,7 @@ function program(): Command {
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
     .option('--levels <n>', 'number of geometric noise levels L (default: per dataset; 10)', positiveInt)
     .option('--seed <n>', 'seed of every random draw (data, weights, batches, noise)', nonNegativeInt, 0)
-    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--out <dir>', 'output directory (default: runs/<timestamp>)')
     .action(async (o) => {
       process.exitCode = await train(o);
@@ -44,7 +44,7 @@ function program(): Command {
     .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L)')
     .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
     .option('--out <file>', 'output file: .npy, .csv or .png (2-D scatter plot)', 'samples.npy')
-    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .option('--device <device>', DEVICE_HELP, device, 'auto')
     .action(async (o) => {
       process.exitCode = await sample(o);
     });
@@ -52,7 +52,7 @@ function program(): Command {
   p.command('bench')
     .description('measure a WORKLOADS.md workload and print one JSON line')
     .addOption(new Option('--workload <name>', 'workload').choices(['w1']).default('w1'))
-    .addOption(new Option('--device <device>', 'compute device').choices(DEVICES).default('auto'))
+    .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
     .action(async (o) => {
       process.exitCode = await bench(o);
@@ -67,14 +67,24 @@ function program(): Command {
         process.stdout.write(`${JSON.stringify(i)}\n`);
         return;
       }
-      process.stdout.write(
-        [
-          `ncsn-cuda ${i.version}`,
-          `backends: ${i.backends.join(', ')}`,
-          `cpu threads: ${i.threads}`,
-          `gpus: ${i.devices.length ? i.devices.map((d) => d.name).join(', ') : 'none (this build has no CUDA backend)'}`,
-        ].join('\n') + '\n',
-      );
+      const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+      const lines = [
+        `ncsn-cuda ${i.version}`,
+        `backends: ${i.backends.join(', ')}`,
+        `cpu threads: ${i.threads}`,
+      ];
+      if (i.cuda.runtimeVersion) {
+        const v = (n: number) => `${Math.floor(n / 1000)}.${Math.floor((n % 1000) / 10)}`;
+        lines.push(`cuda runtime: ${v(i.cuda.runtimeVersion)}, driver: ${i.cuda.driverVersion ? v(i.cuda.driverVersion) : 'none'}`);
+        lines.push(`cuda architectures: ${i.cuda.architectures}`);
+      }
+      for (const d of i.devices) {
+        lines.push(
+          `gpu cuda:${d.index}: ${d.name}, compute ${d.computeCapability}, ${gib(d.memoryBytes)}, ${d.multiprocessors} SMs${d.usable ? '' : ` (unusable: ${d.problem})`}`,
+        );
+      }
+      if (i.devices.length === 0) lines.push(`gpus: none (${i.cuda.problem})`);
+      process.stdout.write(`${lines.join('\n')}\n`);
     });
   return p;
 }

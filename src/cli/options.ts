@@ -2,6 +2,8 @@
 // "error: option '--steps <n>' argument '-5' is invalid. <message>".
 import { InvalidArgumentError } from 'commander';
 
+import type { Device } from '../index.js';
+
 export function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
@@ -24,6 +26,13 @@ export function positiveNumber(value: string): number {
     throw new InvalidArgumentError('It must be a positive number.');
   }
   return n;
+}
+
+export function device(value: string): Device {
+  if (!/^(auto|cpu|cuda|cuda:\d{1,4})$/.test(value)) {
+    throw new InvalidArgumentError('It must be auto, cpu, cuda or cuda:N.');
+  }
+  return value as Device;
 }
 
 /** An error the CLI reports as one line, without a stack trace. */

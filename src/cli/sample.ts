@@ -30,6 +30,7 @@ export async function sample(flags: SampleFlags): Promise<number> {
     throw new UsageError(`--out ${flags.out}: the extension must be one of ${FORMATS.join(', ')}`);
   }
   const model = NcsnModel.load(flags.checkpoint, { device: flags.device });
+  if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const dim = model.config.dataDim;
   if (ext === '.png' && dim !== 2) {
     throw new UsageError(`--out ${flags.out}: a .png scatter plot needs 2-D data, and this model's data is ${dim}-D`);

@@ -103,6 +103,7 @@ export async function train(flags: TrainFlags): Promise<number> {
   });
 
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (model.backendNotice) log(`note: ${model.backendNotice}`);
   log(`data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} points in ${dataset.dim}-D`);
   log(
     `model: ${flags.model}${flags.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,

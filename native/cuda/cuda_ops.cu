@@ -1,0 +1,374 @@
+// The CUDA backend: every op of the interface as a kernel on one stream per model, memory from a
+// caching allocator. One chunk holds every row: the GPU's parallelism is inside each kernel.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <map>
+#include <mutex>
+
+#include "check.cuh"
+#include "cuda_backend.h"
+#include "gemm.cuh"
+
+namespace ncsn {
+namespace {
+
+constexpr int THREADS = 256;
+
+unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + THREADS - 1) / THREADS;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 32 ? 65535 * 32 : b));
+}
+
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+__global__ void add_bias_forward_k(float* y, int64_t rows, int64_t cols, const float* b, const float* e,
+                                   const int32_t* level) {
+  GRID_STRIDE(i, rows * cols) {
+    const int64_t r = i / cols, j = i % cols;
+    float v = y[i] + b[j];
+    if (e) v += e[static_cast<int64_t>(level[r]) * cols + j];
+    y[i] = v;
+  }
+}
+
+// Column sums in row order, like the CPU's, so both backends add the same numbers in the same order.
+// Thread (l, j) sums the rows of level l (all rows when level is null) of column j.
+__global__ void column_sums_k(float* out, const float* dy, int64_t rows, int64_t cols, const int32_t* level,
+                              int64_t levels) {
+  GRID_STRIDE(i, levels * cols) {
+    const int64_t l = i / cols, j = i % cols;
+    float s = 0.0f;
+    for (int64_t r = 0; r < rows; ++r)
+      if (!level || level[r] == l) s += dy[r * cols + j];
+    out[i] = s;
+  }
+}
+
+__global__ void softplus_forward_k(float* h, const float* z, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float v = z[i];
+    h[i] = fmaxf(v, 0.0f) + log1pf(expf(-fabsf(v)));
+  }
+}
+
+__global__ void softplus_backward_k(float* dz, const float* dh, const float* z, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float v = z[i], e = expf(-fabsf(v)), r = 1.0f / (1.0f + e);
+    dz[i] = dh[i] * (v >= 0.0f ? r : e * r);
+  }
+}
+
+__global__ void scale_by_level_k(float* y, int64_t rows, int64_t cols, const float* factor, const int32_t* level) {
+  GRID_STRIDE(i, rows * cols) { y[i] *= factor[level[i / cols]]; }
+}
+
+__global__ void perturb_k(float* xt, const float* x, const float* z, int64_t rows, int64_t cols, const float* sigma,
+                          const int32_t* level) {
+  GRID_STRIDE(i, rows * cols) { xt[i] = x[i] + sigma[level[i / cols]] * z[i]; }
+}
+
+__global__ void dsm_loss_k(float* loss, float* ds, const float* s, const float* z, int64_t rows, int64_t cols,
+                           const float* sigma, const int32_t* level, float grad_scale) {
+  GRID_STRIDE(r, rows) {
+    const float sg = sigma[level[r]];
+    float acc = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      const int64_t at = r * cols + j;
+      const float e = sg * s[at] + z[at];
+      acc += e * e;
+      ds[at] = grad_scale * sg * e;
+    }
+    loss[r] = 0.5f * acc;
+  }
+}
+
+__global__ void langevin_step_k(float* x, const float* s, const float* z, int64_t n, float drift, float diffusion) {
+  GRID_STRIDE(i, n) { x[i] += z ? drift * s[i] + diffusion * z[i] : drift * s[i]; }
+}
+
+__global__ void mixture_score_k(float* s, const float* x, int64_t rows, int64_t d, const float* means, int64_t k,
+                                const float* log_weight, float var, const float* sigma, const int32_t* level) {
+  GRID_STRIDE(r, rows) {
+    const float sg = sigma[level[r]], v = var + sg * sg;
+    const float* xi = x + r * d;
+    float top = -INFINITY;
+    for (int64_t c = 0; c < k; ++c) {
+      float dist = 0.0f;
+      for (int64_t j = 0; j < d; ++j) {
+        const float diff = xi[j] - means[c * d + j];
+        dist += diff * diff;
+      }
+      top = fmaxf(top, log_weight[c] - dist / (2.0f * v));
+    }
+    float total = 0.0f;
+    for (int64_t j = 0; j < d; ++j) s[r * d + j] = 0.0f;
+    for (int64_t c = 0; c < k; ++c) {
+      float dist = 0.0f;
+      for (int64_t j = 0; j < d; ++j) {
+        const float diff = xi[j] - means[c * d + j];
+        dist += diff * diff;
+      }
+      const float w = expf(log_weight[c] - dist / (2.0f * v) - top);
+      total += w;
+      for (int64_t j = 0; j < d; ++j) s[r * d + j] += w * (means[c * d + j] - xi[j]);
+    }
+    for (int64_t j = 0; j < d; ++j) s[r * d + j] /= total * v;
+  }
+}
+
+__global__ void adam_k(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step,
+                       float inv_sqrt_bc2, float eps) {
+  GRID_STRIDE(i, n) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+__global__ void ema_k(float* e, const float* p, int64_t n, float d, float rest) {
+  GRID_STRIDE(i, n) { e[i] = d * e[i] + rest * p[i]; }
+}
+
+__global__ void accumulate_k(float* dst, const float* src, int64_t n) {
+  GRID_STRIDE(i, n) { dst[i] += src[i]; }
+}
+
+__global__ void gather_rows_k(float* out, const float* data, const int32_t* index, int64_t rows, int64_t cols) {
+  GRID_STRIDE(i, rows * cols) { out[i] = data[static_cast<int64_t>(index[i / cols]) * cols + i % cols]; }
+}
+
+__global__ void fill_int_k(int32_t* out, int64_t n, int32_t value) {
+  GRID_STRIDE(i, n) { out[i] = value; }
+}
+
+// Thread t makes Philox block first_block + t and writes the elements of it inside [offset, offset + n).
+enum class Draw { normal, uniform, below };
+
+__global__ void random_k(Draw kind, float* out_f, int32_t* out_i, int64_t n, RngStream s, uint64_t offset, float lo,
+                         float hi, uint32_t bound) {
+  const uint64_t first = offset / 4, last = (offset + static_cast<uint64_t>(n) - 1) / 4;
+  GRID_STRIDE(t, static_cast<int64_t>(last - first + 1)) {
+    const uint64_t block = first + static_cast<uint64_t>(t);
+    const Philox4 b = philox_block(s, static_cast<uint32_t>(block));
+    float z[4];
+    if (kind == Draw::normal) normals_from_block(b, z);
+    for (int w = 0; w < 4; ++w) {
+      const uint64_t e = block * 4 + w;
+      if (e < offset || e >= offset + static_cast<uint64_t>(n)) continue;
+      const uint64_t j = e - offset;
+      if (kind == Draw::normal) out_f[j] = z[w];
+      else if (kind == Draw::uniform) out_f[j] = lo + (hi - lo) * uniform_open01(b.v[w]);
+      else out_i[j] = static_cast<int32_t>(below(b.v[w], bound));
+    }
+  }
+}
+
+// Device memory is kept for reuse, keyed by size: training and sampling allocate the same sizes
+// again and again, and cudaMalloc synchronises the device.
+class CachingAllocator {
+ public:
+  explicit CachingAllocator(int device) : device_(device) {}
+  ~CachingAllocator() {
+    cudaSetDevice(device_);
+    for (auto& [size, p] : free_) cudaFree(p);
+  }
+  void* alloc(size_t bytes) {
+    bytes = (bytes + 255) / 256 * 256;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = free_.lower_bound(bytes);
+    if (it != free_.end() && it->first <= 2 * bytes) {
+      void* p = it->second;
+      used_[p] = it->first;
+      free_.erase(it);
+      return p;
+    }
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {  // give the cache back and try once more
+      cudaGetLastError();
+      for (auto& [size, q] : free_) cudaFree(q);
+      free_.clear();
+      e = cudaMalloc(&p, bytes);
+    }
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw CudaError(e, "allocating " + std::to_string(bytes >> 20) + " MiB");
+    }
+    used_[p] = bytes;
+    return p;
+  }
+  void release(void* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = used_.find(p);
+    if (it == used_.end()) return;
+    free_.emplace(it->second, p);
+    used_.erase(it);
+  }
+
+ private:
+  int device_;
+  std::mutex mu_;
+  std::multimap<size_t, void*> free_;
+  std::map<void*, size_t> used_;
+};
+
+class CudaOps final : public Ops<float> {
+ public:
+  explicit CudaOps(int device) : device_(device), memory_(device) {
+    cuda_check(cudaSetDevice(device), "cudaSetDevice");
+    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  }
+  ~CudaOps() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda:" + std::to_string(device_); }
+
+  void* alloc_bytes(size_t bytes) override {
+    use();
+    return memory_.alloc(bytes);
+  }
+  // Every use of this memory is queued on stream_, so a block handed out again is only touched
+  // after the kernels that used it before.
+  void free_bytes(void* p) override { memory_.release(p); }
+  void to_device(void* dst, const void* src, size_t bytes) override {
+    use();
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the GPU");
+    cuda_check(cudaStreamSynchronize(stream_), "copy to the GPU");
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override {
+    use();
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy from the GPU");
+    cuda_check(cudaStreamSynchronize(stream_), "copy from the GPU");
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    use();
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "copy on the GPU");
+  }
+  int64_t chunk_rows() const override { return int64_t(1) << 40; }
+  int workers() const override { return 1; }
+  void run_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) override {
+    use();
+    for (int64_t c = 0; c < n_chunks; ++c) fn(c, 0);
+  }
+
+  void matmul_forward(Mat<float> y, Mat<float> x, Mat<float> w) override {
+    gemm_gpu({y.data, w.rows, x.data, x.cols, 1, w.data, 1, w.cols, x.rows, w.rows, x.cols, false}, stream_);
+  }
+  void matmul_backward(Mat<float> dx, Mat<float> dw, Mat<float> dy, Mat<float> x, Mat<float> w) override {
+    const int64_t m = dy.rows, n = dy.cols, k = x.cols;
+    if (dx.data) gemm_gpu({dx.data, k, dy.data, n, 1, w.data, k, 1, m, k, n, false}, stream_);
+    gemm_gpu({dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false}, stream_);
+  }
+  void add_bias_forward(Mat<float> y, const float* b, Mat<float> e, const int32_t* level) override {
+    add_bias_forward_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(y.data, y.rows, y.cols, b, e.data, level);
+    launch_check("add_bias_forward");
+  }
+  void add_bias_backward(float* db, Mat<float> de, Mat<float> dy, const int32_t* level) override {
+    column_sums_k<<<blocks_for(dy.cols), THREADS, 0, stream_>>>(db, dy.data, dy.rows, dy.cols, nullptr, 1);
+    launch_check("add_bias_backward");
+    if (de.data) {
+      column_sums_k<<<blocks_for(de.size()), THREADS, 0, stream_>>>(de.data, dy.data, dy.rows, dy.cols, level, de.rows);
+      launch_check("add_bias_backward (levels)");
+    }
+  }
+  void softplus_forward(Mat<float> h, Mat<float> z) override {
+    softplus_forward_k<<<blocks_for(z.size()), THREADS, 0, stream_>>>(h.data, z.data, z.size());
+    launch_check("softplus_forward");
+  }
+  void softplus_backward(Mat<float> dz, Mat<float> dh, Mat<float> z) override {
+    softplus_backward_k<<<blocks_for(z.size()), THREADS, 0, stream_>>>(dz.data, dh.data, z.data, z.size());
+    launch_check("softplus_backward");
+  }
+  void scale_by_level(Mat<float> y, const float* factor, const int32_t* level) override {
+    scale_by_level_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(y.data, y.rows, y.cols, factor, level);
+    launch_check("scale_by_level");
+  }
+  void perturb(Mat<float> xt, Mat<float> x, Mat<float> z, const float* sigma, const int32_t* level) override {
+    perturb_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(xt.data, x.data, z.data, x.rows, x.cols, sigma, level);
+    launch_check("perturb");
+  }
+  void dsm_loss(float* loss, Mat<float> ds, Mat<float> s, Mat<float> z, const float* sigma, const int32_t* level,
+                float grad_scale) override {
+    dsm_loss_k<<<blocks_for(s.rows), THREADS, 0, stream_>>>(loss, ds.data, s.data, z.data, s.rows, s.cols, sigma, level,
+                                                            grad_scale);
+    launch_check("dsm_loss");
+  }
+  void langevin_step(Mat<float> x, Mat<float> s, Mat<float> z, float drift, float diffusion) override {
+    langevin_step_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), drift, diffusion);
+    launch_check("langevin_step");
+  }
+  void mixture_score(Mat<float> s, Mat<float> x, Mat<float> means, const float* log_weight, float var,
+                     const float* sigma, const int32_t* level) override {
+    mixture_score_k<<<blocks_for(x.rows), THREADS, 0, stream_>>>(s.data, x.data, x.rows, x.cols, means.data, means.rows,
+                                                                 log_weight, var, sigma, level);
+    launch_check("mixture_score");
+  }
+  void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamSettings& s, int64_t t) override {
+    const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
+    adam_k<<<blocks_for(n), THREADS, 0, stream_>>>(p, g, m, v, n, static_cast<float>(s.beta1), static_cast<float>(s.beta2),
+                                                   static_cast<float>(s.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2)),
+                                                   static_cast<float>(s.eps));
+    launch_check("adam_update");
+  }
+  void ema_update(float* ema, const float* p, int64_t n, double decay) override {
+    ema_k<<<blocks_for(n), THREADS, 0, stream_>>>(ema, p, n, static_cast<float>(decay), static_cast<float>(1.0 - decay));
+    launch_check("ema_update");
+  }
+  void accumulate(float* dst, const float* src, int64_t n) override {
+    accumulate_k<<<blocks_for(n), THREADS, 0, stream_>>>(dst, src, n);
+    launch_check("accumulate");
+  }
+  void gather_rows(Mat<float> out, Mat<float> data, const int32_t* index) override {
+    gather_rows_k<<<blocks_for(out.size()), THREADS, 0, stream_>>>(out.data, data.data, index, out.rows, out.cols);
+    launch_check("gather_rows");
+  }
+  void fill_int(int32_t* out, int64_t n, int32_t value) override {
+    fill_int_k<<<blocks_for(n), THREADS, 0, stream_>>>(out, n, value);
+    launch_check("fill_int");
+  }
+  void random_normal(Mat<float> out, const RngStream& s, uint64_t offset) override {
+    draw(Draw::normal, out.data, nullptr, out.size(), s, offset, 0, 0, 0);
+  }
+  void random_uniform(Mat<float> out, float lo, float hi, const RngStream& s, uint64_t offset) override {
+    draw(Draw::uniform, out.data, nullptr, out.size(), s, offset, lo, hi, 0);
+  }
+  void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) override {
+    draw(Draw::below, nullptr, out, n, s, offset, 0, 0, bound);
+  }
+
+ private:
+  void use() { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
+  void draw(Draw kind, float* f, int32_t* i, int64_t n, const RngStream& s, uint64_t offset, float lo, float hi,
+            uint32_t bound) {
+    if (n <= 0) return;
+    const int64_t blocks = static_cast<int64_t>((offset + n - 1) / 4 - offset / 4 + 1);
+    random_k<<<blocks_for(blocks), THREADS, 0, stream_>>>(kind, f, i, n, s, offset, lo, hi, bound);
+    launch_check("random draw");
+  }
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  CachingAllocator memory_;
+};
+
+}  // namespace
+
+std::unique_ptr<Ops<float>> make_cuda_ops(int device) {
+  const GpuProbe& p = probe_gpus();
+  if (p.devices.empty()) throw std::runtime_error("--device cuda: " + p.problem);
+  if (device < 0 || device >= static_cast<int>(p.devices.size()))
+    throw std::runtime_error("--device cuda:" + std::to_string(device) + ": there are " +
+                             std::to_string(p.devices.size()) + " GPUs (cuda:0 to cuda:" +
+                             std::to_string(p.devices.size() - 1) + ")");
+  const GpuInfo& g = p.devices[device];
+  if (!g.usable) throw std::runtime_error("--device cuda:" + std::to_string(device) + " (" + g.name + "): " + g.problem);
+  return std::make_unique<CudaOps>(device);
+}
+
+}  // namespace ncsn

@@ -1,0 +1,55 @@
+// One addon everywhere: 'auto' takes a usable GPU or falls back to the CPU with a notice, 'cuda'
+// without one is a clear error, and where a GPU is usable the W1 pipeline runs on it.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it, expect } from 'vitest';
+
+import { NcsnModel, info, geometricSigmas, loadDataset, mixtureReport } from '../src/index.js';
+
+const gpus = info().devices.filter((d) => d.usable);
+const bin = path.resolve(__dirname, '..', 'bin', 'ncsn-cuda.js');
+if (gpus.length === 0) console.log(`GPU tests skipped: ${info().cuda.problem}`);
+
+describe('device selection', () => {
+  it('auto picks the GPU when one is usable, else the CPU with the reason', () => {
+    const model = NcsnModel.create({ sigmas: [2, 1], device: 'auto' });
+    if (gpus.length > 0) {
+      expect(model.backend).toBe(`cuda:${gpus[0].index}`);
+      expect(model.backendNotice).toBeNull();
+    } else {
+      expect(model.backend).toBe('cpu');
+      expect(model.backendNotice).toMatch(/using the CPU/);
+    }
+    expect(NcsnModel.create({ sigmas: [2, 1], device: 'cpu' }).backendNotice).toBeNull();
+  });
+
+  it.skipIf(gpus.length > 0)('refuses --device cuda without a usable GPU, saying why', () => {
+    expect(() => NcsnModel.create({ sigmas: [2, 1], device: 'cuda' })).toThrow(/cuda/);
+    const r = spawnSync(process.execPath, [bin, 'train', '--device', 'cuda', '--steps', '1'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^ncsn-cuda: --device cuda: /m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('names a GPU index that does not exist', () => {
+    expect(() => NcsnModel.create({ sigmas: [2, 1], device: 'cuda:99' })).toThrow(/cuda/);
+  });
+});
+
+describe.skipIf(gpus.length === 0)('on the GPU', () => {
+  it('trains and samples W1 to the same bar as the CPU', async () => {
+    const data = loadDataset('toy:mixture', { seed: 0 });
+    const model = NcsnModel.create({ sigmas: geometricSigmas(20, 1, 10), seed: 0, device: 'cuda' });
+    await model.train(data, { steps: 5000, batchSize: 128 });
+    const r = mixtureReport(await model.sample({ n: 10_000, stepsPerLevel: 100, stepLr: 0.1, seed: 0 }));
+    expect(r.fraction).toBeGreaterThan(0.75);
+    expect(r.fraction).toBeLessThan(0.85);
+    for (const c of r.positive.mean) expect(Math.abs(c - 5)).toBeLessThan(0.3);
+    for (const c of r.negative.mean) expect(Math.abs(c + 5)).toBeLessThan(0.3);
+  });
+
+  it('reports out-of-memory as an error, not a crash', async () => {
+    const model = NcsnModel.create({ sigmas: geometricSigmas(20, 1, 10), device: 'cuda' });
+    await expect(model.sample({ n: 2_000_000_000, stepsPerLevel: 1 })).rejects.toThrow(/memory|too large|'n'/);
+  });
+});
