@@ -100,6 +100,8 @@ export interface SampleOptions extends Partial<SamplingDefaults> {
   useEma?: boolean;
   /** Starting points, n × dataDim, instead of uniform ones. */
   init?: Float32Array;
+  /** Use the backend's fused sampler kernel where it has one (default); false forces the op-by-op path. */
+  fused?: boolean;
   onProgress?: (levelsDone: number, levels: number) => void;
   /** Aborting stops after the current noise level and rejects with an AbortError. */
   signal?: AbortSignal;
@@ -255,6 +257,7 @@ export class NcsnModel {
           initLow: s.initLow,
           initHigh: s.initHigh,
           useEma: options.useEma ?? true,
+          fused: options.fused ?? true,
           ...(options.init ? { init: options.init } : {}),
         },
         options.onProgress ? (done) => options.onProgress?.(done, levels) : undefined,

@@ -46,6 +46,7 @@ export interface NativeSampleOptions {
   initLow?: number;
   initHigh?: number;
   useEma?: boolean;
+  fused?: boolean;
   init?: Float32Array;
 }
 

@@ -387,6 +387,8 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   req.init_low = get_number(o, "initLow", -8);
   req.init_high = get_number(o, "initHigh", 8);
   if (!(req.init_low < req.init_high)) throw Napi::RangeError::New(env, "'initLow' must be below 'initHigh'");
+  Napi::Value fused = o.Get("fused");
+  req.langevin.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
   Napi::Value ema = o.Get("useEma");
   req.use_ema = ema.IsUndefined() ? true : ema.ToBoolean().Value();
   std::vector<float> init;

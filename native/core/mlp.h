@@ -40,6 +40,16 @@ inline std::vector<ParamTensor> mlp_layout(const MlpShape& m) {
   return out;
 }
 
+// Fast paths a backend may offer for the whole MLP; each returns false for a shape it does not
+// handle. Tests check them against the op-by-op path.
+template <typename T>
+class MlpFastPaths {
+ public:
+  virtual ~MlpFastPaths() = default;
+  virtual bool langevin_level(const MlpShape& shape, const T* params, const T* inv_sigma, int32_t level, Mat<T> x,
+                              int64_t steps, T drift, T diffusion, uint64_t seed, uint64_t first_step, T denoise) = 0;
+};
+
 template <typename T>
 class Mlp final : public ScoreModel<T> {
  public:
@@ -82,6 +92,13 @@ class Mlp final : public ScoreModel<T> {
 
   void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) override {
     forward(ops, acts_[worker], s, x, level, params);
+  }
+
+  bool fused_langevin_level(Ops<T>& ops, const T* params, int32_t level, Mat<T> x, int64_t steps, T drift,
+                            T diffusion, uint64_t seed, uint64_t first_step, T denoise) override {
+    MlpFastPaths<T>* fast = ops.mlp_fast_paths();
+    return fast && fast->langevin_level(shape_, params, inv_sigma_, level, x, steps, drift, diffusion, seed, first_step,
+                                        denoise);
   }
 
   void forward(Ops<T>& ops, Activations& a, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) {

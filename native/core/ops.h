@@ -83,8 +83,14 @@ class Array {
 };
 
 template <typename T>
+class MlpFastPaths;
+
+template <typename T>
 class Ops : public Device {
  public:
+  // Whole-network fast paths for the MLP (fused kernels), or null where the backend has none.
+  virtual MlpFastPaths<T>* mlp_fast_paths() { return nullptr; }
+
 
   // y[M×N] = x[M×K] · wᵀ, with w[N×K] (a linear layer without its bias).
   virtual void matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) = 0;

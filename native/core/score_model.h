@@ -31,6 +31,13 @@ class ScoreModel {
   virtual void reserve(Ops<T>& ops, int64_t rows) = 0;
   // s = s(x, σ_level) for one chunk of rows, with the scratch of `worker`.
   virtual void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) = 0;
+
+  // One whole level of Langevin dynamics in a fused kernel, if the backend has one for this model:
+  // `steps` updates x ← x + drift·s(x) + diffusion·z with the noise of stream steps first_step…,
+  // then, when denoise > 0, x ← x + denoise·s(x). Returns false to ask for the op-by-op path.
+  virtual bool fused_langevin_level(Ops<T>&, const T*, int32_t, Mat<T>, int64_t, T, T, uint64_t, uint64_t, T) {
+    return false;
+  }
 };
 
 }  // namespace ncsn

@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "check.cuh"
 #include "cuda_backend.h"
+#include "fused_mlp.cuh"
 #include "gemm.cuh"
 
 namespace ncsn {
@@ -219,6 +221,7 @@ class CudaOps final : public Ops<float> {
   explicit CudaOps(int device) : device_(device), memory_(device) {
     cuda_check(cudaSetDevice(device), "cudaSetDevice");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    fused_ = std::make_unique<FusedMlp>(device, stream_);
   }
   ~CudaOps() override {
     cudaSetDevice(device_);
@@ -227,6 +230,10 @@ class CudaOps final : public Ops<float> {
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_); }
+  MlpFastPaths<float>* mlp_fast_paths() override {
+    use();
+    return fused_.get();
+  }
 
   void* alloc_bytes(size_t bytes) override {
     use();
@@ -355,6 +362,7 @@ class CudaOps final : public Ops<float> {
   int device_;
   cudaStream_t stream_ = nullptr;
   CachingAllocator memory_;
+  std::unique_ptr<FusedMlp> fused_;
 };
 
 }  // namespace
