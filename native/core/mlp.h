@@ -48,6 +48,9 @@ class MlpFastPaths {
   virtual ~MlpFastPaths() = default;
   virtual bool langevin_level(const MlpShape& shape, const T* params, const T* inv_sigma, int32_t level, Mat<T> x,
                               int64_t steps, T drift, T diffusion, uint64_t seed, uint64_t first_step, T denoise) = 0;
+  // Forward, DSM loss and backward over a whole batch: loss[r] per row, grads = Σ_r grad_scale·∂loss[r]/∂θ.
+  virtual bool dsm_gradients(const MlpShape& shape, const T* params, const T* sigma, const T* inv_sigma, Mat<T> xt,
+                             Mat<T> noise, const int32_t* level, T grad_scale, T* loss, T* grads) = 0;
 };
 
 template <typename T>
@@ -99,6 +102,13 @@ class Mlp final : public ScoreModel<T> {
     MlpFastPaths<T>* fast = ops.mlp_fast_paths();
     return fast && fast->langevin_level(shape_, params, inv_sigma_, level, x, steps, drift, diffusion, seed, first_step,
                                         denoise);
+  }
+
+  // The fused forward + DSM + backward, where the backend has one; false asks for the op-by-op path.
+  bool fused_dsm_gradients(Ops<T>& ops, const T* params, const T* sigma, Mat<T> xt, Mat<T> noise,
+                           const int32_t* level, T grad_scale, T* loss, T* grads) {
+    MlpFastPaths<T>* fast = ops.mlp_fast_paths();
+    return fast && fast->dsm_gradients(shape_, params, sigma, inv_sigma_, xt, noise, level, grad_scale, loss, grads);
   }
 
   void forward(Ops<T>& ops, Activations& a, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) {

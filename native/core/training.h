@@ -38,6 +38,7 @@ struct TrainSettings {
   AdamSettings adam;
   double ema_decay = 0.999;
   uint64_t seed = 0;
+  bool fused = true;  // use the backend's fused forward/backward where it has one
 };
 
 template <typename T>
@@ -74,16 +75,19 @@ class DsmTrainer {
     const int64_t chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
     const T grad_scale = T(1) / static_cast<T>(b);
     const T* params = st.params.data();
-    ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
-      const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk), n = r1 - r0;
-      auto& a = mlp_.activations(worker);
-      const int32_t* lv = level_.data() + r0;
-      Mat<T> s = a.s.mat(n, d);
-      mlp_.forward(ops_, a, s, xt.row_range(r0, r1), lv, params);
-      ops_.dsm_loss(loss_.data() + r0, a.ds.mat(n, d), s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
-      mlp_.backward(ops_, a, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
-    });
-    for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
+    if (!(ts.fused && mlp_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale, loss_.data(),
+                                                chunk_grad_[0].data()))) {
+      ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
+        const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk), n = r1 - r0;
+        auto& a = mlp_.activations(worker);
+        const int32_t* lv = level_.data() + r0;
+        Mat<T> s = a.s.mat(n, d);
+        mlp_.forward(ops_, a, s, xt.row_range(r0, r1), lv, params);
+        ops_.dsm_loss(loss_.data() + r0, a.ds.mat(n, d), s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
+        mlp_.backward(ops_, a, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
+      });
+      for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
+    }
 
     loss_out.resize(b);
     level_out.resize(b);

@@ -3,6 +3,8 @@
 //   z2 = h1 W2ᵀ, a 128×128×128 product           (8×8 outputs per thread, operands from shared memory)
 //   s  = (W3 softplus(z2 + b2 + E2[i]) + b3)/σ_i  (partial dot products reduced across 16 lanes)
 //   x ← x + drift·s + diffusion·z                 (z: the same Philox elements as the op-by-op path)
+#include <algorithm>
+
 #include "check.cuh"
 #include "fused_mlp.cuh"
 
@@ -154,6 +156,218 @@ bool launch(const LevelArgs& a, size_t shared_limit, cudaStream_t stream) {
   return true;
 }
 
+
+// ---- training: forward, DSM loss and backward for R rows per block ----
+//
+// Each block writes the gradient of its rows into its own slice of `partials` (the parameter
+// layout of mlp_layout), and reduce_partials_k sums the slices in block order: no float atomics,
+// so a step repeats bit for bit and a resumed run continues exactly.
+
+constexpr int R = 16;  // rows per block
+
+struct TrainArgs {
+  const float *xt, *noise, *sigma, *inv_sigma;
+  const int32_t* level;
+  int64_t rows;
+  int32_t levels;
+  const float *w1, *b1, *e1, *w2, *b2, *e2, *w3, *b3;
+  float grad_scale;
+  float* loss;
+  float* partials;  // blocks × param_count
+  int64_t param_count;
+  int64_t o_w1, o_b1, o_e1, o_w2, o_b2, o_e2, o_w3, o_b3;  // offsets in a parameter-shaped array
+};
+
+__device__ __forceinline__ float sigmoid(float z) {
+  const float e = expf(-fabsf(z)), r = 1.0f / (1.0f + e);
+  return z >= 0.0f ? r : e * r;
+}
+
+template <int D>
+struct TrainShared {
+  float z1[R * H], h1[R * H], z2[R * H], h2[R * H];  // z1, z2 later hold dz1, dz2
+  float w2s[16 * H];                                  // 16 columns of W2, transposed: w2s[kk·H + j]
+  float xt[R * D], s[R * D], dy[R * D];
+  int32_t level[R];
+};
+
+template <int D>
+__global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  TrainShared<D>& sh = *reinterpret_cast<TrainShared<D>*>(raw);
+  const int tid = threadIdx.x;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * R;
+  const int rows = static_cast<int>(min(static_cast<int64_t>(R), a.rows - r0));
+  float* g = a.partials + static_cast<int64_t>(blockIdx.x) * a.param_count;
+
+  if (tid < R) sh.level[tid] = tid < rows ? a.level[r0 + tid] : 0;
+  for (int i = tid; i < R * D; i += THREADS) sh.xt[i] = i / D < rows ? a.xt[r0 * D + i] : 0.0f;
+  for (int i = tid; i < a.levels * H; i += THREADS) {  // this block's per-level bias gradients start at 0
+    g[a.o_e1 + i] = 0.0f;
+    g[a.o_e2 + i] = 0.0f;
+  }
+  __syncthreads();
+
+  // layer 1
+  for (int e = tid; e < R * H; e += THREADS) {
+    const int r = e / H, j = e % H;
+    float z = a.b1[j] + a.e1[static_cast<int64_t>(sh.level[r]) * H + j];
+#pragma unroll
+    for (int d = 0; d < D; ++d) z = fmaf(a.w1[j * D + d], sh.xt[r * D + d], z);
+    sh.z1[e] = z;
+    sh.h1[e] = softplus(z);
+  }
+
+  // layer 2: thread owns hidden unit j for rows rb…rb+7; W2 comes in through shared memory 16 columns at a time
+  {
+    const int j = tid % H, rb = (tid / H) * 8;
+    float acc[8] = {};
+    for (int k0 = 0; k0 < H; k0 += 16) {
+      __syncthreads();
+      for (int i = tid; i < 16 * H; i += THREADS) {
+        const int jj = i / 16, kk = i % 16;  // consecutive threads read consecutive k of a row of W2
+        sh.w2s[kk * H + jj] = a.w2[jj * H + k0 + kk];
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < 16; ++kk) {
+        const float w = sh.w2s[kk * H + j];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[i] = fmaf(sh.h1[(rb + i) * H + k0 + kk], w, acc[i]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int r = rb + i;
+      const float z = acc[i] + a.b2[j] + a.e2[static_cast<int64_t>(sh.level[r]) * H + j];
+      sh.z2[r * H + j] = z;
+      sh.h2[r * H + j] = softplus(z);
+    }
+  }
+  __syncthreads();
+
+  // output layer, loss and dL/dy (y = W3 h2 + b3, s = y / σ)
+  for (int e = tid; e < R * D; e += THREADS) {
+    const int r = e / D, d = e % D;
+    float y = a.b3[d];
+    for (int j = 0; j < H; ++j) y = fmaf(a.w3[d * H + j], sh.h2[r * H + j], y);
+    sh.s[e] = y * a.inv_sigma[sh.level[r]];
+  }
+  __syncthreads();
+  if (tid < R) {
+    const int r = tid;
+    const float sg = a.sigma[sh.level[r]], inv = a.inv_sigma[sh.level[r]];
+    float l = 0.0f;
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      const float z = r < rows ? a.noise[(r0 + r) * D + d] : 0.0f;
+      const float err = sg * sh.s[r * D + d] + z;
+      l += err * err;
+      sh.dy[r * D + d] = r < rows ? a.grad_scale * sg * err * inv : 0.0f;  // rows past the end add nothing
+    }
+    if (r < rows) a.loss[r0 + r] = 0.5f * l;
+  }
+  __syncthreads();
+
+  // out.weight, out.bias
+  for (int e = tid; e < D * H; e += THREADS) {
+    const int d = e / H, j = e % H;
+    float acc = 0.0f;
+    for (int r = 0; r < R; ++r) acc = fmaf(sh.dy[r * D + d], sh.h2[r * H + j], acc);
+    g[a.o_w3 + e] = acc;
+  }
+  if (tid < D) {
+    float acc = 0.0f;
+    for (int r = 0; r < R; ++r) acc += sh.dy[r * D + tid];
+    g[a.o_b3 + tid] = acc;
+  }
+  // dz2 = (dy W3) ⊙ sigmoid(z2), in place of z2
+  for (int e = tid; e < R * H; e += THREADS) {
+    const int r = e / H, j = e % H;
+    float dh = 0.0f;
+#pragma unroll
+    for (int d = 0; d < D; ++d) dh = fmaf(sh.dy[r * D + d], a.w3[d * H + j], dh);
+    sh.z2[e] = dh * sigmoid(sh.z2[e]);
+  }
+  __syncthreads();
+
+  // fc2.bias, fc2.level_bias: column j belongs to one thread, so the per-level sums need no atomics
+  if (tid < H) {
+    float acc = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+      const float v = sh.z2[r * H + tid];
+      acc += v;
+      g[a.o_e2 + static_cast<int64_t>(sh.level[r]) * H + tid] += v;
+    }
+    g[a.o_b2 + tid] = acc;
+  }
+  // fc2.weight: dW2[j][k] = Σ_r dz2[r][j] h1[r][k]; thread owns column k for 64 rows j
+  {
+    const int k = tid % H, jb = (tid / H) * 64;
+    for (int j = jb; j < jb + 64; ++j) {
+      float acc = 0.0f;
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc = fmaf(sh.z2[r * H + j], sh.h1[r * H + k], acc);
+      g[a.o_w2 + static_cast<int64_t>(j) * H + k] = acc;
+    }
+  }
+  // dz1 = (dz2 W2) ⊙ sigmoid(z1), in place of z1; thread owns column k for 8 rows
+  {
+    const int k = tid % H, rb = (tid / H) * 8;
+    float acc[8] = {};
+    for (int j = 0; j < H; ++j) {
+      const float w = a.w2[j * H + k];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[i] = fmaf(sh.z2[(rb + i) * H + j], w, acc[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int e = (rb + i) * H + k;
+      sh.z1[e] = acc[i] * sigmoid(sh.z1[e]);
+    }
+  }
+  __syncthreads();
+
+  // fc1.bias, fc1.level_bias, fc1.weight
+  if (tid < H) {
+    float acc = 0.0f;
+    float dw[D] = {};
+    for (int r = 0; r < rows; ++r) {
+      const float v = sh.z1[r * H + tid];
+      acc += v;
+      g[a.o_e1 + static_cast<int64_t>(sh.level[r]) * H + tid] += v;
+#pragma unroll
+      for (int d = 0; d < D; ++d) dw[d] = fmaf(v, sh.xt[r * D + d], dw[d]);
+    }
+    g[a.o_b1 + tid] = acc;
+#pragma unroll
+    for (int d = 0; d < D; ++d) g[a.o_w1 + tid * D + d] = dw[d];
+  }
+}
+
+__global__ void reduce_partials_k(float* out, const float* partials, int64_t blocks, int64_t n) {
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
+       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < blocks; ++b) s += partials[b * n + p];
+    out[p] = s;
+  }
+}
+
+template <int D>
+bool launch_train(const TrainArgs& a, int64_t blocks, float* grads, size_t shared_limit, cudaStream_t stream) {
+  const size_t bytes = sizeof(TrainShared<D>);
+  if (bytes > shared_limit) return false;
+  cuda_check(cudaFuncSetAttribute(dsm_train_k<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+             "fused training: shared memory");
+  dsm_train_k<D><<<static_cast<unsigned>(blocks), THREADS, bytes, stream>>>(a);
+  launch_check("fused DSM forward/backward");
+  const unsigned rb = static_cast<unsigned>(std::min<int64_t>((a.param_count + THREADS - 1) / THREADS, 4096));
+  reduce_partials_k<<<rb, THREADS, 0, stream>>>(grads, a.partials, blocks, a.param_count);
+  launch_check("fused DSM gradient reduction");
+  return true;
+}
+
 }  // namespace
 
 FusedMlp::FusedMlp(int device, cudaStream_t stream) : stream_(stream) {
@@ -181,6 +395,43 @@ bool FusedMlp::langevin_level(const MlpShape& shape, const float* params, const 
     case 4: return launch<4>(a, shared_limit_, stream_);
     case 8: return launch<8>(a, shared_limit_, stream_);
     default: return false;
+  }
+}
+
+}  // namespace ncsn
+
+namespace ncsn {
+
+FusedMlp::~FusedMlp() { cudaFree(partials_); }
+
+bool FusedMlp::dsm_gradients(const MlpShape& shape, const float* params, const float* sigma, const float* inv_sigma,
+                             Mat<float> xt, Mat<float> noise, const int32_t* level, float grad_scale, float* loss,
+                             float* grads) {
+  if (shape.width != H || shape.depth != 2) return false;
+  const int d = static_cast<int>(shape.data_dim);
+  if (d != 1 && d != 2 && d != 3 && d != 4 && d != 8) return false;
+  const auto layout = mlp_layout(shape);
+  const int64_t p = layout.back().offset + layout.back().size, blocks = (xt.rows + R - 1) / R;
+  if (blocks > 0x7fffffff) return false;
+  const size_t need = static_cast<size_t>(blocks * p);
+  if (need > partial_floats_) {
+    cudaFree(partials_);
+    partials_ = nullptr;
+    partial_floats_ = 0;
+    cuda_check(cudaMalloc(&partials_, need * sizeof(float)), "fused training: partial gradients");
+    partial_floats_ = need;
+  }
+  auto at = [&](size_t t) { return params + layout[t].offset; };
+  auto off = [&](size_t t) { return layout[t].offset; };
+  const TrainArgs a{xt.data, noise.data, sigma, inv_sigma, level, xt.rows, static_cast<int32_t>(shape.levels),
+                    at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), grad_scale, loss, partials_, p,
+                    off(0), off(1), off(2), off(3), off(4), off(5), off(6), off(7)};
+  switch (d) {
+    case 1: return launch_train<1>(a, blocks, grads, shared_limit_, stream_);
+    case 2: return launch_train<2>(a, blocks, grads, shared_limit_, stream_);
+    case 3: return launch_train<3>(a, blocks, grads, shared_limit_, stream_);
+    case 4: return launch_train<4>(a, blocks, grads, shared_limit_, stream_);
+    default: return launch_train<8>(a, blocks, grads, shared_limit_, stream_);
   }
 }
 
