@@ -59,7 +59,15 @@ export type ModelOptions = Partial<Omit<ModelConfig, 'sampling' | 'mixture'>> & 
   device?: Device;
   /** Worker threads of the CPU backend; 0 means one per core. */
   threads?: number;
-};
+} & BackendOptions;
+
+/** How a model computes on a GPU; it does not change what the model is. */
+export interface BackendOptions {
+  /** 'tf32' runs the op-by-op matrix products on the tensor cores (the fused kernels are FP32). */
+  precision?: 'fp32' | 'tf32';
+  /** Use the fused training kernel where the model's shape allows (default true). */
+  fused?: boolean;
+}
 
 export interface TrainingData {
   data: Float32Array;
@@ -133,7 +141,7 @@ export class NcsnModel {
   private readonly native: NativeModel;
   private data: Float32Array | null = null;
 
-  private constructor(config: ModelConfig, device: Device, threads: number) {
+  private constructor(config: ModelConfig, device: Device, threads: number, backend: BackendOptions = {}) {
     this.config = config;
     this.native = new addon.Model({
       kind: config.model,
@@ -149,6 +157,7 @@ export class NcsnModel {
       emaDecay: config.emaDecay,
       device,
       threads,
+      ...backend,
       ...(config.mixture
         ? {
             mixtureMeans: config.mixture.means.flat(),
@@ -161,7 +170,7 @@ export class NcsnModel {
 
   /** A new model with freshly initialised weights. */
   static create(options: ModelOptions): NcsnModel {
-    const { device = 'auto', threads = 0, sampling, ...rest } = options;
+    const { device = 'auto', threads = 0, precision, fused, sampling, ...rest } = options;
     const config: ModelConfig = {
       ...defaults,
       data: null,
@@ -177,11 +186,14 @@ export class NcsnModel {
       }
       config.mixture = m;
     }
-    return new NcsnModel(config, device, threads);
+    return new NcsnModel(config, device, threads, {
+      ...(precision ? { precision } : {}),
+      ...(fused !== undefined ? { fused } : {}),
+    });
   }
 
   /** A model with the weights, optimizer state, EMA and config of a checkpoint. */
-  static load(file: string, options: { device?: Device; threads?: number } = {}): NcsnModel {
+  static load(file: string, options: { device?: Device; threads?: number } & BackendOptions = {}): NcsnModel {
     const { tensors, metadata } = readCheckpoint(file);
     let config: ModelConfig;
     let step: number;
@@ -194,7 +206,8 @@ export class NcsnModel {
     if (!config || typeof config !== 'object' || !Array.isArray(config.sigmas) || !Number.isInteger(step)) {
       throw new CheckpointError(`${file}: the checkpoint's metadata has no usable config and step`);
     }
-    const model = new NcsnModel(config, options.device ?? 'auto', options.threads ?? 0);
+    const { device = 'auto', threads = 0, ...backend } = options;
+    const model = new NcsnModel(config, device, threads, backend);
     try {
       model.native.loadTensors(tensors as NativeTensor[], step);
     } catch (e) {

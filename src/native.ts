@@ -17,6 +17,8 @@ export interface NativeModelConfig {
   emaDecay?: number;
   device?: string;
   threads?: number;
+  precision?: 'fp32' | 'tf32';
+  fused?: boolean;
   mixtureMeans?: number[];
   mixtureWeights?: number[];
   mixtureVariance?: number;

@@ -150,6 +150,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       throw Napi::RangeError::New(env, "Adam needs lr > 0, betas and the EMA decay in [0, 1), eps > 0");
     c.device = get_string(o, "device", "cpu");
     c.threads = static_cast<int>(get_int(o, "threads", 0, 0));
+    const std::string precision = get_string(o, "precision", "fp32");
+    if (precision != "fp32" && precision != "tf32") throw Napi::RangeError::New(env, "'precision' must be 'fp32' or 'tf32'");
+    c.tf32 = precision == "tf32";
+    Napi::Value fused = o.Get("fused");
+    c.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
     c.mixture_means = get_doubles(o, "mixtureMeans");
     c.mixture_weights = get_doubles(o, "mixtureWeights");
     c.mixture_var = get_number(o, "mixtureVariance", 1.0);

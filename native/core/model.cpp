@@ -12,7 +12,7 @@
 
 namespace ncsn {
 
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, std::string& notice) {
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, bool tf32, std::string& notice) {
   if (device == "cpu") return std::make_unique<CpuOps<float>>(threads);
   const bool gpu = device == "cuda" || device.rfind("cuda:", 0) == 0;
   if (device != "auto" && !gpu) throw std::invalid_argument("unknown device '" + device + "' (auto, cpu, cuda, cuda:N)");
@@ -24,16 +24,17 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
     index = std::stoi(n);
   }
 #ifdef NCSN_WITH_CUDA
-  if (gpu) return make_cuda_ops(index);
+  if (gpu) return make_cuda_ops(index, tf32);
   const GpuProbe& p = probe_gpus();
   for (const GpuInfo& g : p.devices)
-    if (g.usable) return make_cuda_ops(g.index);
+    if (g.usable) return make_cuda_ops(g.index, tf32);
   notice = "no usable GPU (" + p.problem + "); using the CPU";
 #else
   if (gpu) throw std::invalid_argument("--device " + device + ": this build has no CUDA backend (nvcc was not found when it was compiled)");
   notice = "this build has no CUDA backend; using the CPU";
 #endif
   (void)index;
+  (void)tf32;
   return std::make_unique<CpuOps<float>>(threads);
 }
 
@@ -55,7 +56,7 @@ Model::Model(const ModelConfig& config) : config_(config) {
     throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, exact:mixture)");
   check_sigmas(config.sigmas, exact);
   config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
-  ops_ = make_backend(config.device, config.threads, notice_);
+  ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
 
   const int64_t levels = config_.shape.levels;
   std::vector<float> sigma(levels), inv(levels);
@@ -117,6 +118,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   ts.adam = config_.adam;
   ts.ema_decay = config_.ema_decay;
   ts.seed = config_.seed;
+  ts.fused = config_.fused;
   const size_t levels = config_.sigmas.size();
   std::vector<float> loss;
   std::vector<int32_t> level;

@@ -23,6 +23,8 @@ struct ModelConfig {
   double ema_decay = 0.999;
   std::string device = "cpu";
   int threads = 0;
+  bool tf32 = false;   // CUDA: op-by-op matrix products on the tensor cores
+  bool fused = true;   // CUDA: the fused training kernel where the shape allows
   // exact:mixture only
   std::vector<double> mixture_means, mixture_weights;
   double mixture_var = 1.0;
@@ -54,7 +56,7 @@ struct NamedTensor {
 
 // "cpu", "cuda", "cuda:N" or "auto" (the first usable GPU, else the CPU). `notice` says why auto
 // fell back to the CPU.
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, std::string& notice);
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, bool tf32, std::string& notice);
 
 class Model {
  public:

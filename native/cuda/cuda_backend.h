@@ -31,6 +31,7 @@ struct GpuProbe {
 const GpuProbe& probe_gpus();
 
 // The backend on GPU `device`; throws std::runtime_error naming the problem when it is unusable.
-std::unique_ptr<Ops<float>> make_cuda_ops(int device);
+// tf32: the op-by-op matrix products on the tensor cores (compute capability 8.0 and later).
+std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32 = false);
 
 }  // namespace ncsn

@@ -218,7 +218,7 @@ class CachingAllocator {
 
 class CudaOps final : public Ops<float> {
  public:
-  explicit CudaOps(int device) : device_(device), memory_(device) {
+  CudaOps(int device, bool tf32) : device_(device), tf32_(tf32), memory_(device) {
     cuda_check(cudaSetDevice(device), "cudaSetDevice");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     fused_ = std::make_unique<FusedMlp>(device, stream_);
@@ -264,12 +264,12 @@ class CudaOps final : public Ops<float> {
   }
 
   void matmul_forward(Mat<float> y, Mat<float> x, Mat<float> w) override {
-    gemm_gpu({y.data, w.rows, x.data, x.cols, 1, w.data, 1, w.cols, x.rows, w.rows, x.cols, false}, stream_);
+    gemm_gpu({y.data, w.rows, x.data, x.cols, 1, w.data, 1, w.cols, x.rows, w.rows, x.cols, false}, stream_, tf32_);
   }
   void matmul_backward(Mat<float> dx, Mat<float> dw, Mat<float> dy, Mat<float> x, Mat<float> w) override {
     const int64_t m = dy.rows, n = dy.cols, k = x.cols;
-    if (dx.data) gemm_gpu({dx.data, k, dy.data, n, 1, w.data, k, 1, m, k, n, false}, stream_);
-    gemm_gpu({dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false}, stream_);
+    if (dx.data) gemm_gpu({dx.data, k, dy.data, n, 1, w.data, k, 1, m, k, n, false}, stream_, tf32_);
+    gemm_gpu({dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false}, stream_, tf32_);
   }
   void add_bias_forward(Mat<float> y, const float* b, Mat<float> e, const int32_t* level) override {
     add_bias_forward_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(y.data, y.rows, y.cols, b, e.data, level);
@@ -360,6 +360,7 @@ class CudaOps final : public Ops<float> {
   }
 
   int device_;
+  bool tf32_;
   cudaStream_t stream_ = nullptr;
   CachingAllocator memory_;
   std::unique_ptr<FusedMlp> fused_;
@@ -367,7 +368,7 @@ class CudaOps final : public Ops<float> {
 
 }  // namespace
 
-std::unique_ptr<Ops<float>> make_cuda_ops(int device) {
+std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32) {
   const GpuProbe& p = probe_gpus();
   if (p.devices.empty()) throw std::runtime_error("--device cuda: " + p.problem);
   if (device < 0 || device >= static_cast<int>(p.devices.size()))
@@ -376,7 +377,7 @@ std::unique_ptr<Ops<float>> make_cuda_ops(int device) {
                              std::to_string(p.devices.size() - 1) + ")");
   const GpuInfo& g = p.devices[device];
   if (!g.usable) throw std::runtime_error("--device cuda:" + std::to_string(device) + " (" + g.name + "): " + g.problem);
-  return std::make_unique<CudaOps>(device);
+  return std::make_unique<CudaOps>(device, tf32 && g.cc_major >= 8);
 }
 
 }  // namespace ncsn

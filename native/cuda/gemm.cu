@@ -1,3 +1,5 @@
+#include <mma.h>
+
 #include "check.cuh"
 #include "gemm.cuh"
 
@@ -54,13 +56,69 @@ __global__ void __launch_bounds__(256) gemm_tiled(GpuGemm g) {
   }
 }
 
+// The same 64×64 tiles on the tensor cores: four warps, each 32×32 of C as 2×2 WMMA fragments of
+// 16×16×8 in TF32, accumulated in FP32; C goes through shared memory so edges and `accumulate` work.
+__global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
+#if __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  constexpr int PAD = 4;  // keeps every fragment row 32-byte aligned and spreads the banks
+  __shared__ __align__(32) float as[BM][BK + PAD];
+  __shared__ __align__(32) float bs[BK][BN + PAD];
+  __shared__ __align__(32) float cs[BM][BN + PAD];
+  const int warp = threadIdx.x / 32, wm = (warp / 2) * 32, wn = (warp % 2) * 32;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
+  for (auto& row : acc)
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  for (int64_t k0 = 0; k0 < g.k; k0 += BK) {
+    for (int i = threadIdx.x; i < BM * BK; i += blockDim.x) {
+      const int mm = g.a_col == 1 ? i / BK : i % BM, kk = g.a_col == 1 ? i % BK : i / BM;
+      const int64_t m = m0 + mm, k = k0 + kk;
+      as[mm][kk] = wmma::__float_to_tf32((m < g.m && k < g.k) ? g.a[m * g.a_row + k * g.a_col] : 0.0f);
+    }
+    for (int i = threadIdx.x; i < BN * BK; i += blockDim.x) {
+      const int nn = g.b_col == 1 ? i % BN : i / BK, kk = g.b_col == 1 ? i / BN : i % BK;
+      const int64_t n = n0 + nn, k = k0 + kk;
+      bs[kk][nn] = wmma::__float_to_tf32((n < g.n && k < g.k) ? g.b[k * g.b_row + n * g.b_col] : 0.0f);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &as[wm + 16 * i][kk], BK + PAD);
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &bs[kk][wn + 16 * j], BN + PAD);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(&cs[wm + 16 * i][wn + 16 * j], acc[i][j], BN + PAD, wmma::mem_row_major);
+  __syncthreads();
+  for (int i = threadIdx.x; i < BM * BN; i += blockDim.x) {
+    const int mm = i / BN, nn = i % BN;
+    const int64_t m = m0 + mm, n = n0 + nn;
+    if (m >= g.m || n >= g.n) continue;
+    float* c = g.c + m * g.ldc + n;
+    *c = g.accumulate ? *c + cs[mm][nn] : cs[mm][nn];
+  }
+#endif
+}
+
 }  // namespace
 
-void gemm_gpu(const GpuGemm& g, cudaStream_t stream) {
+void gemm_gpu(const GpuGemm& g, cudaStream_t stream, bool tf32) {
   if (g.m == 0 || g.n == 0) return;
   const dim3 grid(static_cast<unsigned>((g.n + BN - 1) / BN), static_cast<unsigned>((g.m + BM - 1) / BM));
-  gemm_tiled<<<grid, 256, 0, stream>>>(g);
-  launch_check("gemm_tiled");
+  if (tf32) {
+    gemm_tf32<<<grid, 128, 0, stream>>>(g);
+    launch_check("gemm_tf32");
+  } else {
+    gemm_tiled<<<grid, 256, 0, stream>>>(g);
+    launch_check("gemm_tiled");
+  }
 }
 
 }  // namespace ncsn

@@ -279,3 +279,22 @@ TEST(cuda_fused_dsm_gradients_match_op_by_op) {
     expect_close("fused DSM gradient", down(grad_fused), down(grad_ops), 1e-6);
   }
 }
+
+TEST(cuda_tf32_matmul_within_its_bound) {
+  gpu();
+  const GpuProbe& p = probe_gpus();
+  if (p.devices[0].cc_major < 8) throw test::Skip("TF32 needs compute capability 8.0");
+  auto tf32 = make_cuda_ops(0, true);
+  const int64_t m = 300, k = 128, n = 128;
+  Vec x = random_values<float>(m * k, 50), w = random_values<float>(n * k, 51), y(m * n);
+  cpu().matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
+  Array<float> gx(*tf32, m * k), gw(*tf32, n * k), gy(*tf32, m * n);
+  gx.upload(x.data(), m * k);
+  gw.upload(w.data(), n * k);
+  tf32->matmul_forward(gy.mat(m, n), gx.mat(m, k), gw.mat(n, k));
+  Vec out(m * n);
+  gy.download(out.data(), m * n);
+  // TF32 keeps 10 mantissa bits of each input: with inputs in [−1, 1], |error| ≤ K·2⁻¹⁰
+  for (int64_t i = 0; i < m * n; ++i)
+    CHECK(std::fabs(out[i] - y[i]) <= k * std::ldexp(1.0, -10), "tf32 matmul[" << i << "]: " << out[i] << " vs " << y[i]);
+}

@@ -7,6 +7,7 @@ export interface BenchFlags {
   workload: 'w1';
   device: Device;
   repeats: number;
+  precision: 'fp32' | 'tf32';
 }
 
 async function best(repeats: number, run: () => Promise<number>): Promise<number> {
@@ -19,7 +20,15 @@ export async function bench(flags: BenchFlags): Promise<number> {
   // W1: the 2-D mixture, σ 20 → 1 over 10 geometric levels, the width-128 MLP, Adam 1e-3.
   const data = loadDataset('toy:mixture', { seed: 0 });
   const sigmas = geometricSigmas(20, 1, 10);
-  const model = NcsnModel.create({ model: 'mlp', dataDim: 2, width: 128, depth: 2, sigmas, device: flags.device });
+  const model = NcsnModel.create({
+    model: 'mlp',
+    dataDim: 2,
+    width: 128,
+    depth: 2,
+    sigmas,
+    device: flags.device,
+    precision: flags.precision,
+  });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const gpu = model.backend.startsWith('cuda');
   // WORKLOADS.md: batch 512 and 10,000 particles on a CPU, 4096 and 1,000,000 on a GPU
@@ -47,6 +56,7 @@ export async function bench(flags: BenchFlags): Promise<number> {
       impl: 'ncsn-cuda',
       device: model.backend,
       threads: model.threads,
+      precision: gpu ? flags.precision : 'fp32',
       train_batch: batch,
       train_steps_per_s: Math.round(trainStepsPerS),
       sample_particles: particles,

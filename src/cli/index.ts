@@ -54,6 +54,7 @@ function program(): Command {
     .addOption(new Option('--workload <name>', 'workload').choices(['w1']).default('w1'))
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
+    .addOption(new Option('--precision <p>', 'GPU matrix products: fp32, or tf32 on the tensor cores').choices(['fp32', 'tf32']).default('fp32'))
     .action(async (o) => {
       process.exitCode = await bench(o);
     });
