@@ -35,6 +35,8 @@ export interface ModelConfig {
   sigmas: number[];
   seed: number;
   lr: number;
+  /** Samples per training step, the default of train(). */
+  batchSize: number;
   beta1: number;
   beta2: number;
   eps: number;
@@ -122,6 +124,7 @@ const defaults = {
   depth: 2,
   seed: 0,
   lr: 1e-3,
+  batchSize: 128,
   beta1: 0.9,
   beta2: 0.999,
   eps: 1e-8,
@@ -246,7 +249,7 @@ export class NcsnModel {
     const stop = withAbort(options.signal, () => this.native.cancel());
     try {
       return await this.native.train(
-        { steps: options.steps, batchSize: options.batchSize ?? 128, reportEvery: options.reportEvery ?? 100 },
+        { steps: options.steps, batchSize: options.batchSize ?? this.config.batchSize, reportEvery: options.reportEvery ?? 100 },
         options.onProgress,
       );
     } finally {

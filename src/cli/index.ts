@@ -20,17 +20,20 @@ function program(): Command {
 
   p.command('train')
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
-    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points`, 'toy:mixture')
-    .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training)').choices(['mlp', 'exact:mixture']).default('mlp'))
-    .option('--steps <n>', 'training steps, Adam updates (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
-    .option('--batch-size <n>', 'samples per step', positiveInt, 128)
-    .option('--lr <x>', 'Adam learning rate', positiveNumber, 1e-3)
+    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points (default: toy:mixture)`)
+    .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training) (default: mlp)').choices(['mlp', 'exact:mixture']))
+    .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
+    .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
+    .option('--lr <x>', 'Adam learning rate (default: 0.001)', positiveNumber)
     .option('--sigma-begin <x>', 'largest noise level σ_1 (default: per dataset; 20 for toy:mixture; the largest pairwise distance for files)', positiveNumber)
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
     .option('--levels <n>', 'number of geometric noise levels L (default: per dataset; 10)', positiveInt)
-    .option('--seed <n>', 'seed of every random draw (data, weights, batches, noise)', nonNegativeInt, 0)
+    .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
-    .option('--out <dir>', 'output directory (default: runs/<timestamp>)')
+    .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')
+    .option('--resume <dir>', 'continue the run in DIR from DIR/checkpoint.safetensors; --steps is then the run\'s total')
+    .option('--checkpoint-every <n>', 'also write the checkpoint every n steps (default: only at the end)', positiveInt)
+    .option('--keep <n>', 'keep the n previous checkpoints as checkpoint-<step>.safetensors', nonNegativeInt, 0)
     .action(async (o) => {
       process.exitCode = await train(o);
     });

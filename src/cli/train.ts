@@ -7,23 +7,26 @@ import { NcsnModel, type Device, type ModelKind, type TrainProgress } from '../i
 import { loadDataset, type Dataset } from '../data/index.js';
 import { writeNpy } from '../data/npy.js';
 import { geometricSigmas } from '../schedule.js';
-import { writeFileAtomic } from '../checkpoint.js';
+import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
 
 export interface TrainFlags {
-  data: string;
-  model: ModelKind;
+  data?: string;
+  model?: ModelKind;
   steps?: number;
-  batchSize: number;
-  lr: number;
+  batchSize?: number;
+  lr?: number;
   sigmaBegin?: number;
   sigmaEnd?: number;
   levels?: number;
-  seed: number;
+  seed?: number;
   device: Device;
   out?: string;
+  resume?: string;
+  checkpointEvery?: number;
+  keep: number;
 }
 
 /** Samples drawn at the end of a run for the picture and the summary. */
@@ -71,9 +74,32 @@ function fmt(n: number, digits = 3): string {
   return Number(n.toPrecision(digits)).toLocaleString('en-US');
 }
 
-export async function train(flags: TrainFlags): Promise<number> {
-  const dataset = loadDataset(flags.data, { seed: flags.seed });
-  if (flags.model === 'exact:mixture' && flags.data !== 'toy:mixture') {
+// The model, its data and where the run writes: a new run from the flags, or one read back from
+// DIR/checkpoint.safetensors with --resume DIR.
+function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: string; steps: number } {
+  if (flags.resume) {
+    const fixed = (['data', 'model', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed'] as const).filter(
+      (k) => flags[k] !== undefined,
+    );
+    if (fixed.length > 0) {
+      const names = fixed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      throw new UsageError(`${names.join(', ')} cannot change when resuming; the run's own settings are in its checkpoint`);
+    }
+    const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device });
+    const spec = model.config.data;
+    if (!spec) throw new UsageError(`${flags.resume}: the checkpoint does not name its training data`);
+    const dataset = loadDataset(spec, { seed: model.config.seed });
+    const steps = flags.steps ?? model.step;
+    if (steps < model.step) {
+      throw new UsageError(`--steps ${steps} is the run's total and it has already done ${model.step}`);
+    }
+    return { model, dataset, out: flags.out ?? flags.resume, steps };
+  }
+  const data = flags.data ?? 'toy:mixture';
+  const kind = flags.model ?? 'mlp';
+  const seed = flags.seed ?? 0;
+  const dataset = loadDataset(data, { seed });
+  if (kind === 'exact:mixture' && data !== 'toy:mixture') {
     throw new UsageError('--model exact:mixture is the exact score of toy:mixture; use it with --data toy:mixture');
   }
   const d = dataset.defaults;
@@ -86,96 +112,135 @@ export async function train(flags: TrainFlags): Promise<number> {
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
   // α_L = ε = 0.1 σ_L²: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale.
   const stepLr = 0.1 * sigmaEnd * sigmaEnd;
-  const steps = flags.steps ?? d?.steps ?? 5000;
   const [initLow, initHigh] = d ? [-8, 8] : dataRange(dataset);
-
-  const out = flags.out ?? timestampDir();
-  fs.mkdirSync(out, { recursive: true });
   const model = NcsnModel.create({
-    model: flags.model,
+    model: kind,
     dataDim: dataset.dim,
     sigmas,
-    seed: flags.seed,
-    lr: flags.lr,
-    data: flags.data,
+    seed,
+    lr: flags.lr ?? 1e-3,
+    batchSize: flags.batchSize ?? 128,
+    data,
     sampling: { stepLr, initLow, initHigh },
     device: flags.device,
   });
+  return { model, dataset, out: flags.out ?? timestampDir(), steps: flags.steps ?? d?.steps ?? 5000 };
+}
 
+export async function train(flags: TrainFlags): Promise<number> {
+  const { model, dataset, out, steps } = setUp(flags);
+  fs.mkdirSync(out, { recursive: true });
+  const cfg = model.config;
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (model.backendNotice) log(`note: ${model.backendNotice}`);
   log(`data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} points in ${dataset.dim}-D`);
   log(
-    `model: ${flags.model}${flags.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
+    `model: ${cfg.model}${cfg.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
-  log(`noise: ${levels} geometric levels from ${fmt(sigmaBegin)} to ${fmt(sigmaEnd)}`);
+  log(`noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}`);
 
   const logFile = path.join(out, 'log.jsonl');
-  fs.writeFileSync(logFile, '');
+  if (!flags.resume || !fs.existsSync(logFile)) fs.writeFileSync(logFile, '');
   const checkpoint = path.join(out, 'checkpoint.safetensors');
-  let interrupted = false;
-  if (flags.model === 'mlp') {
-    log(`training: ${steps.toLocaleString('en-US')} steps, batch ${flags.batchSize}, Adam lr ${flags.lr}`);
+  const save = () => {
+    if (flags.keep > 0 && fs.existsSync(checkpoint)) {
+      // the checkpoint about to be replaced is copied to checkpoint-<its step>; the oldest beyond --keep go
+      const previous = Number(readCheckpoint(checkpoint).metadata.step);
+      if (previous !== model.step) fs.copyFileSync(checkpoint, path.join(out, `checkpoint-${previous}.safetensors`));
+      const old = fs
+        .readdirSync(out)
+        .map((f) => /^checkpoint-(\d+)\.safetensors$/.exec(f))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .sort((x, y) => Number(y[1]) - Number(x[1]));
+      for (const m of old.slice(flags.keep)) fs.rmSync(path.join(out, m[0]));
+    }
+    model.save(checkpoint);
+  };
+
+  if (cfg.model === 'mlp' && steps > model.step) {
+    const todo = steps - model.step;
+    log(
+      `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}`,
+    );
     const reportEvery = Math.max(1, Math.min(100, Math.floor(steps / 50)));
+    const every = flags.checkpointEvery ?? todo;
     const bar = process.stderr.isTTY
       ? new cliProgress.SingleBar(
           { format: 'train |{bar}| {value}/{total} steps | loss {loss} | {rate} steps/s | eta {eta_formatted}', hideCursor: true },
           cliProgress.Presets.shades_classic,
         )
       : null;
-    bar?.start(steps, 0, { loss: '-', rate: '-' });
-    let lastPrinted = 0;
+    bar?.start(steps, model.step, { loss: '-', rate: '-' });
+    let lastPrinted = model.step;
     const abort = new AbortController();
+    let interrupted = false;
+    // The first Ctrl-C (or SIGTERM) finishes the step and saves; a second one leaves at once.
     const onSignal = () => {
+      if (interrupted) process.exit(130);
       interrupted = true;
       abort.abort();
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const started = Date.now();
+    const startStep = model.step;
     let last: TrainProgress | null = null;
-    const result = await model.train(dataset, {
-      steps,
-      batchSize: flags.batchSize,
-      reportEvery,
-      signal: abort.signal,
-      onProgress: (p) => {
-        last = p;
-        fs.appendFileSync(
-          logFile,
-          `${JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond })}\n`,
-        );
-        if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
-        else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
-          lastPrinted = p.step;
-          log(`step ${p.step}/${steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
-        }
-      },
-    });
+    try {
+      while (model.step < steps && !interrupted) {
+        // checkpoints land on multiples of --checkpoint-every
+        const segment = Math.min(steps, (Math.floor(model.step / every) + 1) * every) - model.step;
+        await model.train(dataset, {
+          steps: segment,
+          reportEvery,
+          signal: abort.signal,
+          onProgress: (p) => {
+            last = p;
+            fs.appendFileSync(
+              logFile,
+              `${JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond })}\n`,
+            );
+            if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
+            else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
+              lastPrinted = p.step;
+              log(`step ${p.step}/${steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
+            }
+          },
+        });
+        save();
+      }
+    } catch (e) {
+      bar?.stop();
+      const kept = fs.existsSync(checkpoint) ? ` The last good checkpoint is ${checkpoint}.` : '';
+      throw new UsageError(`${(e as Error).message}.${kept}`);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     bar?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     const seconds = (Date.now() - started) / 1000;
     const finalLoss = (last as TrainProgress | null)?.loss;
+    const done = model.step - startStep;
     log(
-      `trained ${result.steps.toLocaleString('en-US')} steps in ${seconds.toFixed(1)} s (${fmt(result.steps / seconds)} steps/s)${finalLoss !== undefined ? `, final loss ${finalLoss.toFixed(4)}` : ''}`,
+      `trained ${done.toLocaleString('en-US')} steps in ${seconds.toFixed(1)} s (${fmt(done / seconds)} steps/s)${finalLoss !== undefined ? `, final loss ${finalLoss.toFixed(4)}` : ''}`,
     );
-  }
-  model.save(checkpoint);
-  if (interrupted) {
-    log(`interrupted: wrote ${checkpoint} at step ${model.step}`);
-    return 130;
+    if (interrupted) {
+      log(`interrupted at step ${model.step}: wrote ${checkpoint}`);
+      log(`resume with: npx ncsn-cuda train --resume ${out}${flags.steps !== undefined ? ` --steps ${steps}` : ''}`);
+      return 130;
+    }
+  } else {
+    save();
   }
 
   const started = Date.now();
-  const samples = await model.sample({ n: SUMMARY_SAMPLES, seed: flags.seed });
+  const samples = await model.sample({ n: SUMMARY_SAMPLES, seed: cfg.seed });
   const s = model.config.sampling;
   log(
     `sampled ${SUMMARY_SAMPLES.toLocaleString('en-US')} points by annealed Langevin (T = ${s.stepsPerLevel}, ε = ${s.stepLr}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   const written = [checkpoint, logFile];
   let subtitle: string | undefined;
-  if (flags.data === 'toy:mixture') {
+  if (cfg.data === 'toy:mixture') {
     const r = mixtureReport(samples);
     subtitle = `(5,5) mode: ${r.fraction.toFixed(3)} of the samples (truth 0.800)`;
     const m = (v: [number, number]) => `(${v[0].toFixed(2)}, ${v[1].toFixed(2)})`;
@@ -185,7 +250,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     const png = renderScatter({
       samples,
       reference: dataset.data,
-      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${flags.model === 'mlp' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, annealed Langevin`,
+      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${cfg.model === 'mlp' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, annealed Langevin`,
       subtitle,
     });
     const file = path.join(out, 'samples.png');
