@@ -65,6 +65,20 @@ describe('ncsn-cuda train and sample', () => {
     expect(parseNpy(fs.readFileSync(path.join(dir, 'run3', 'samples.npy')), 's.npy').cols).toBe(3);
   });
 
+  it('chooses σ_1 by NCSNv2 Technique 1 on request and says so', () => {
+    const r = cli('train', '--sigma-begin', 'auto', '--steps', '10', '--ema', '0.9', '--out', 'auto');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/σ_1 is the largest distance between training points \(NCSNv2 Technique 1\)/);
+    expect(r.stderr).toMatch(/EMA 0\.9 /);
+    const header = fs.readFileSync(path.join(dir, 'auto', 'checkpoint.safetensors'));
+    const meta = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString()).__metadata__;
+    const config = JSON.parse(meta.config);
+    // two points of N((±5, ±5), I) lie about 14 apart, the farthest of 2,000 a few units more
+    expect(config.sigmas[0]).toBeGreaterThan(15);
+    expect(config.sigmas[0]).toBeLessThan(25);
+    expect(config.emaDecay).toBe(0.9);
+  });
+
   it('reproduces Figure 3 with the exact score and no training', () => {
     const r = cli('train', '--model', 'exact:mixture', '--out', 'exact');
     expect(r.code).toBe(0);
@@ -83,6 +97,8 @@ describe('bad input', () => {
     expectRejected(cli('train', '--sigma-begin', 'abc'), /--sigma-begin <x>.*positive number/);
     expectRejected(cli('train', '--sigma-end', '30'), /--sigma-end \(30\) must be smaller than --sigma-begin \(20\)/);
     expectRejected(cli('train', '--levels', '1'), /noise levels must be an integer ≥ 2/);
+    expectRejected(cli('train', '--ema', '1'), /--ema <decay>.*It must be a number in \[0, 1\)/);
+    expectRejected(cli('train', '--lr', 'auto'), /--lr <x>.*'auto' is only for --sigma-begin/);
     expectRejected(cli('train', '--data', 'toy:nope'), /unknown toy dataset 'toy:nope'/);
     expectRejected(cli('train', '--data', 'missing.npy'), /cannot read missing\.npy: no such file/);
     expectRejected(cli('train', '--data', 'points.txt'), /unknown data 'points\.txt'/);

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 
 import { info } from '../index.js';
 import { TOY_NAMES } from '../data/index.js';
-import { positiveInt, nonNegativeInt, positiveNumber, device } from './options.js';
+import { positiveInt, nonNegativeInt, positiveNumber, positiveNumberOrAuto, unitInterval, device } from './options.js';
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';
@@ -25,9 +25,10 @@ function program(): Command {
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
     .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
     .option('--lr <x>', 'Adam learning rate (default: 0.001)', positiveNumber)
-    .option('--sigma-begin <x>', 'largest noise level σ_1 (default: per dataset; 20 for toy:mixture; the largest pairwise distance for files)', positiveNumber)
+    .option('--sigma-begin <x>', 'largest noise level σ_1, or auto: the largest distance between training points, NCSNv2 Technique 1 (default: per dataset; 20 for toy:mixture; auto for files)', positiveNumberOrAuto)
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
     .option('--levels <n>', 'number of geometric noise levels L (default: per dataset; 10)', positiveInt)
+    .option('--ema <decay>', 'decay of the exponential moving average of the weights, used for sampling (default: 0.999)', unitInterval)
     .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')

@@ -23,7 +23,7 @@ export function nonNegativeInt(value: string): number {
 export function positiveNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
-    throw new InvalidArgumentError('It must be a positive number.');
+    throw new InvalidArgumentError(value === 'auto' ? "It must be a positive number ('auto' is only for --sigma-begin)." : 'It must be a positive number.');
   }
   return n;
 }
@@ -33,6 +33,18 @@ export function device(value: string): Device {
     throw new InvalidArgumentError('It must be auto, cpu, cuda or cuda:N.');
   }
   return value as Device;
+}
+
+export function positiveNumberOrAuto(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : positiveNumber(value);
+}
+
+export function unitInterval(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) {
+    throw new InvalidArgumentError('It must be a number in [0, 1).');
+  }
+  return n;
 }
 
 /** An error the CLI reports as one line, without a stack trace. */

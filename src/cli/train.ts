@@ -18,8 +18,9 @@ export interface TrainFlags {
   steps?: number;
   batchSize?: number;
   lr?: number;
-  sigmaBegin?: number;
+  sigmaBegin?: number | 'auto';
   sigmaEnd?: number;
+  ema?: number;
   levels?: number;
   seed?: number;
   device: Device;
@@ -71,14 +72,15 @@ function dataRange(ds: Dataset): [number, number] {
 }
 
 function fmt(n: number, digits = 3): string {
-  return Number(n.toPrecision(digits)).toLocaleString('en-US');
+  const r = Number(n.toPrecision(digits));
+  return Math.abs(r) >= 1000 ? r.toLocaleString('en-US') : String(r);
 }
 
 // The model, its data and where the run writes: a new run from the flags, or one read back from
 // DIR/checkpoint.safetensors with --resume DIR.
-function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: string; steps: number } {
+function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: string; steps: number; why: string } {
   if (flags.resume) {
-    const fixed = (['data', 'model', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed'] as const).filter(
+    const fixed = (['data', 'model', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed', 'ema'] as const).filter(
       (k) => flags[k] !== undefined,
     );
     if (fixed.length > 0) {
@@ -93,7 +95,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     if (steps < model.step) {
       throw new UsageError(`--steps ${steps} is the run's total and it has already done ${model.step}`);
     }
-    return { model, dataset, out: flags.out ?? flags.resume, steps };
+    return { model, dataset, out: flags.out ?? flags.resume, steps, why: 'from the checkpoint' };
   }
   const data = flags.data ?? 'toy:mixture';
   const kind = flags.model ?? 'mlp';
@@ -103,9 +105,22 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     throw new UsageError('--model exact:mixture is the exact score of toy:mixture; use it with --data toy:mixture');
   }
   const d = dataset.defaults;
-  const sigmaBegin = flags.sigmaBegin ?? d?.sigmaBegin ?? maxPairwiseDistance(dataset);
+  // σ_1: the flag, the dataset's own, or NCSNv2's Technique 1 (the largest pairwise distance)
+  const technique1 = flags.sigmaBegin === 'auto' || (flags.sigmaBegin === undefined && !d);
+  const sigmaBegin = technique1 ? maxPairwiseDistance(dataset) : ((flags.sigmaBegin as number | undefined) ?? d!.sigmaBegin);
   const sigmaEnd = flags.sigmaEnd ?? d?.sigmaEnd ?? sigmaBegin / 100;
   const levels = flags.levels ?? d?.levels ?? 10;
+  const defaulted = [flags.sigmaBegin === undefined && d ? 'σ_1' : '', flags.sigmaEnd === undefined && d ? 'σ_L' : '']
+    .filter((w) => w !== '')
+    .join(' and ');
+  const why = [
+    technique1 ? 'σ_1 is the largest distance between training points (NCSNv2 Technique 1)' : '',
+    defaulted ? `${defaulted} from ${data}'s defaults` : '',
+    flags.sigmaEnd === undefined && !d ? 'σ_L = σ_1/100' : '',
+    'ε = 0.1 σ_L²',
+  ]
+    .filter((w) => w !== '')
+    .join('; ');
   if (!(sigmaEnd < sigmaBegin)) {
     throw new UsageError(`--sigma-end (${sigmaEnd}) must be smaller than --sigma-begin (${sigmaBegin})`);
   }
@@ -120,15 +135,16 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     seed,
     lr: flags.lr ?? 1e-3,
     batchSize: flags.batchSize ?? 128,
+    emaDecay: flags.ema ?? 0.999,
     data,
     sampling: { stepLr, initLow, initHigh },
     device: flags.device,
   });
-  return { model, dataset, out: flags.out ?? timestampDir(), steps: flags.steps ?? d?.steps ?? 5000 };
+  return { model, dataset, out: flags.out ?? timestampDir(), steps: flags.steps ?? d?.steps ?? 5000, why };
 }
 
 export async function train(flags: TrainFlags): Promise<number> {
-  const { model, dataset, out, steps } = setUp(flags);
+  const { model, dataset, out, steps, why } = setUp(flags);
   fs.mkdirSync(out, { recursive: true });
   const cfg = model.config;
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -137,7 +153,9 @@ export async function train(flags: TrainFlags): Promise<number> {
   log(
     `model: ${cfg.model}${cfg.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
-  log(`noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}`);
+  log(
+    `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}, Langevin ε = ${fmt(cfg.sampling.stepLr)} (${why})`,
+  );
 
   const logFile = path.join(out, 'log.jsonl');
   if (!flags.resume || !fs.existsSync(logFile)) fs.writeFileSync(logFile, '');
@@ -160,7 +178,7 @@ export async function train(flags: TrainFlags): Promise<number> {
   if (cfg.model === 'mlp' && steps > model.step) {
     const todo = steps - model.step;
     log(
-      `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}`,
+      `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, EMA ${cfg.emaDecay} (sampling uses the EMA)`,
     );
     const reportEvery = Math.max(1, Math.min(100, Math.floor(steps / 50)));
     const every = flags.checkpointEvery ?? todo;
