@@ -34,7 +34,7 @@ describe('ncsn-cuda train and sample', () => {
   });
 
   it('writes a checkpoint, a log and a plot', () => {
-    for (const f of ['checkpoint.safetensors', 'log.jsonl', 'samples.png']) expect(fs.existsSync(path.join(run, f))).toBe(true);
+    for (const f of ['checkpoint.safetensors', 'log.jsonl', 'samples.png', 'loss.png']) expect(fs.existsSync(path.join(run, f))).toBe(true);
     const lines = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.at(-1).step).toBe(300);
     expect(lines[0]).toHaveProperty('loss');
@@ -42,6 +42,15 @@ describe('ncsn-cuda train and sample', () => {
     expect(lines[0]).toHaveProperty('steps_per_s');
     const png = PNG.sync.read(fs.readFileSync(path.join(run, 'samples.png')));
     expect([png.width, png.height]).toEqual([800, 800]);
+  });
+
+  it('plots the loss per level of a run', () => {
+    fs.rmSync(path.join(run, 'loss.png'));
+    const r = cli('plot', run);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(path.join(run, 'loss.png'));
+    expect(PNG.sync.read(fs.readFileSync(path.join(run, 'loss.png'))).width).toBe(900);
+    expectRejected(cli('plot', 'nowhere'), /cannot read nowhere.log\.jsonl: no such file/);
   });
 
   it('samples to .npy, .csv and .png', () => {

@@ -124,3 +124,33 @@ describe('renderScatter', () => {
     expect(() => renderScatter({ samples: new Float32Array(0), bounds: [1, 1, 0, 1] })).toThrow(RangeError);
   });
 });
+
+describe('renderLines', () => {
+  it('draws each series in its colour on a log axis, leaving gaps for missing values', async () => {
+    const { renderLines } = await import('../src/render/lines.js');
+    const xs = [0, 1, 2, 3, 4];
+    const png = PNG.sync.read(
+      renderLines({
+        series: [
+          { label: 'red', xs, ys: [1, 1, 1, 1, 1], rgb: [220, 0, 0], width: 4 },
+          { label: 'blue', xs, ys: [10, 10, NaN, 10, 10], rgb: [0, 0, 220], width: 4 },
+        ],
+        width: 900,
+        height: 600,
+      }),
+    );
+    expect([png.width, png.height]).toEqual([900, 600]);
+    const colour = (x: number, y: number) => Array.from(png.data.subarray(4 * (y * 900 + x), 4 * (y * 900 + x) + 3));
+    // Find both lines in the column a quarter of the way across the plot (x = 0.5 → between points 0 and 1).
+    const column = Math.round(60 + 0.125 * (758 - 60));
+    const rows = Array.from({ length: 600 }, (_, y) => colour(column, y));
+    const red = rows.findIndex(([r, g, b]) => r > 180 && g < 80 && b < 80);
+    const blue = rows.findIndex(([r, g, b]) => b > 180 && r < 80 && g < 80);
+    expect(red).toBeGreaterThan(0);
+    expect(blue).toBeGreaterThan(0);
+    expect(blue).toBeLessThan(red); // 10 sits above 1
+    // around x = 2 the blue series has no value, so no blue there
+    const gap = Math.round(60 + 0.5 * (758 - 60));
+    expect(Array.from({ length: 600 }, (_, y) => colour(gap, y)).some(([r, g, b]) => b > 180 && r < 80 && g < 80)).toBe(false);
+  });
+});

@@ -8,6 +8,7 @@ import { positiveInt, nonNegativeInt, positiveNumber, positiveNumberOrAuto, unit
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';
+import { plotRun } from './plot.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 const DEVICE_HELP = 'compute device: auto (the first usable GPU, else the CPU), cpu, cuda or cuda:N';
@@ -61,6 +62,13 @@ function program(): Command {
     .addOption(new Option('--precision <p>', 'GPU matrix products: fp32, or tf32 on the tensor cores').choices(['fp32', 'tf32']).default('fp32'))
     .action(async (o) => {
       process.exitCode = await bench(o);
+    });
+
+  p.command('plot')
+    .description('draw DIR/loss.png, the loss per noise level over the steps of DIR/log.jsonl')
+    .argument('<dir>', 'a run directory written by train')
+    .action((dir: string) => {
+      process.stdout.write(`${plotRun(dir)}\n`);
     });
 
   p.command('info')

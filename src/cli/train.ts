@@ -11,6 +11,7 @@ import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
+import { plotRun } from './plot.js';
 
 export interface TrainFlags {
   data?: string;
@@ -257,6 +258,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     `sampled ${SUMMARY_SAMPLES.toLocaleString('en-US')} points by annealed Langevin (T = ${s.stepsPerLevel}, ε = ${s.stepLr}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   const written = [checkpoint, logFile];
+  if (fs.statSync(logFile).size > 0) written.push(plotRun(out));
   let subtitle: string | undefined;
   if (cfg.data === 'toy:mixture') {
     const r = mixtureReport(samples);

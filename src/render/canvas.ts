@@ -62,6 +62,7 @@ export class Canvas {
     this.image = { left: 0, top: 0, right: this.width, bottom: this.height };
   }
 
+  /** Mixes rgb into the pixel at integer (x, y) with the given opacity. */
   blend(x: number, y: number, rgb: RGB, alpha: number, clip: Rect = this.image): void {
     if (alpha <= 0 || x < clip.left || x >= clip.right || y < clip.top || y >= clip.bottom) return;
     const at = 4 * (y * this.width + x);
@@ -71,7 +72,9 @@ export class Canvas {
   }
 
   fillRect(left: number, top: number, w: number, h: number, rgb: RGB, alpha = 1): void {
-    for (let y = top; y < top + h; y++) for (let x = left; x < left + w; x++) this.blend(x, y, rgb, alpha);
+    const [l, t] = [Math.round(left), Math.round(top)];
+    const [r, b] = [l + Math.round(w), t + Math.round(h)];
+    for (let y = t; y < b; y++) for (let x = l; x < r; x++) this.blend(x, y, rgb, alpha);
   }
 
   // Coverage of a pixel by a disc, from its centre's distance to the rim: smooth edges at any size.
