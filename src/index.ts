@@ -285,6 +285,11 @@ export class NcsnModel {
     }
   }
 
+  /** The score s(x, σ_level) at n × dataDim points, with the EMA weights unless useEma is false. */
+  score(points: Float32Array, level: number, useEma = true): Float32Array {
+    return this.native.score(points, level, useEma);
+  }
+
   /** Parameters, EMA ("ema.") and Adam moments ("optimizer.exp_avg[_sq].") under their names. */
   tensors(): Tensor[] {
     return this.native.tensors();

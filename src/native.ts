@@ -76,6 +76,7 @@ export interface NativeModel {
   ): Promise<{ samples: Float32Array; cancelled: boolean }>;
   cancel(): void;
   tensors(): NativeTensor[];
+  score(points: Float32Array, level: number, useEma?: boolean): Float32Array;
   loadTensors(tensors: NativeTensor[], step: number): void;
 }
 

@@ -34,7 +34,7 @@ describe('ncsn-cuda train and sample', () => {
   });
 
   it('writes a checkpoint, a log and a plot', () => {
-    for (const f of ['checkpoint.safetensors', 'log.jsonl', 'samples.png', 'loss.png']) expect(fs.existsSync(path.join(run, f))).toBe(true);
+    for (const f of ['checkpoint.safetensors', 'log.jsonl', 'samples.png', 'loss.png', 'score.png']) expect(fs.existsSync(path.join(run, f))).toBe(true);
     const lines = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.at(-1).step).toBe(300);
     expect(lines[0]).toHaveProperty('loss');
@@ -48,9 +48,13 @@ describe('ncsn-cuda train and sample', () => {
     fs.rmSync(path.join(run, 'loss.png'));
     const r = cli('plot', run);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe(path.join(run, 'loss.png'));
+    expect(r.stdout.trim().split('\n')).toEqual([path.join(run, 'loss.png'), path.join(run, 'score.png')]);
     expect(PNG.sync.read(fs.readFileSync(path.join(run, 'loss.png'))).width).toBe(900);
     expectRejected(cli('plot', 'nowhere'), /cannot read nowhere.log\.jsonl: no such file/);
+    const s = cli('plot', run, '--level', '3');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toMatch(/score\.png/);
+    expectRejected(cli('plot', run, '--level', '11'), /--level must be between 1 and 10/);
   });
 
   it('samples to .npy, .csv and .png', () => {

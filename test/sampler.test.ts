@@ -61,6 +61,16 @@ describe('Langevin dynamics with an exact score', () => {
     expect(Math.abs(r.positive.covariance[1][1] - 0.5)).toBeLessThan(0.06);
   });
 
+  it('evaluates the score at given points: the exact mixture score at σ_L = 1', () => {
+    // at the origin both components sit at the same distance: 0.8·(5,5)/2 + 0.2·(−5,−5)/2
+    const model = NcsnModel.create({ model: 'exact:mixture', sigmas: geometricSigmas(20, 1, 10) });
+    const s = model.score(Float32Array.from([0, 0, 6, 5]), 9);
+    expect(s[0]).toBeCloseTo(1.5, 5);
+    expect(s[1]).toBeCloseTo(1.5, 5);
+    expect(s[2]).toBeCloseTo(-0.5, 5);
+    expect(() => model.score(Float32Array.from([0, 0]), 10)).toThrow(/level must be in \[0, 10\)/);
+  });
+
   it('draws the same samples for the same seed and different ones for another', async () => {
     const model = NcsnModel.create({ model: 'exact:mixture', sigmas: geometricSigmas(20, 1, 10) });
     const a = await model.sample({ n: 500, stepsPerLevel: 10, seed: 5 });

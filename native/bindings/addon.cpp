@@ -121,6 +121,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                        {InstanceMethod<&ModelWrap::SetData>("setData"), InstanceMethod<&ModelWrap::Train>("train"),
                         InstanceMethod<&ModelWrap::Sample>("sample"), InstanceMethod<&ModelWrap::Cancel>("cancel"),
                         InstanceMethod<&ModelWrap::Tensors>("tensors"),
+                        InstanceMethod<&ModelWrap::Score>("score"),
                         InstanceMethod<&ModelWrap::LoadTensors>("loadTensors"),
                         InstanceAccessor<&ModelWrap::Step>("step"),
                         InstanceAccessor<&ModelWrap::ParamCount>("paramCount"),
@@ -195,6 +196,25 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Sample(const Napi::CallbackInfo& info);
 
   void Cancel(const Napi::CallbackInfo&) { cancel_ = true; }
+
+  // score(points, level, useEma): s(x, σ_level) at the points, synchronously (for small grids).
+  Napi::Value Score(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    claim(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsNumber())
+      throw type_error(env, "score(points, level, useEma?): points must be a Float32Array and level a number");
+    Napi::Float32Array x = info[0].As<Napi::Float32Array>();
+    const int64_t d = model_->config().shape.data_dim;
+    if (x.ElementLength() == 0 || x.ElementLength() % static_cast<size_t>(d) != 0)
+      throw Napi::RangeError::New(env, "score: points must hold n × " + std::to_string(d) + " values");
+    const bool ema = info.Length() < 3 || info[2].IsUndefined() ? true : info[2].ToBoolean().Value();
+    try {
+      return to_js(env, model_->score(x.Data(), static_cast<int64_t>(x.ElementLength()) / d,
+                                      info[1].As<Napi::Number>().Int32Value(), ema));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
 
   Napi::Value Tensors(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

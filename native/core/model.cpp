@@ -184,6 +184,28 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out, const std:
   return finished;
 }
 
+std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool use_ema) {
+  const int64_t d = model_->data_dim();
+  if (n < 1) throw std::invalid_argument("score: no points");
+  if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
+    throw std::invalid_argument("score: the level must be in [0, " + std::to_string(config_.sigmas.size()) + ")");
+  const int64_t chunk = ops_->chunk_rows(), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
+  Array<float> xs(*ops_, n * d), out(*ops_, n * d);
+  xs.upload(x, n * d);
+  std::vector<Array<int32_t>> levels;
+  for (int w = 0; w < ops_->workers(); ++w) levels.emplace_back(*ops_, rows);
+  model_->reserve(*ops_, rows);
+  const float* params = use_ema ? state_->ema.data() : state_->params.data();
+  ops_->run_chunks(n_chunks, [&](int64_t c, int w) {
+    const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk);
+    ops_->fill_int(levels[w].data(), r1 - r0, level);
+    model_->score(*ops_, w, out.mat(n, d).row_range(r0, r1), xs.mat(n, d).row_range(r0, r1), levels[w].data(), params);
+  });
+  std::vector<float> host(static_cast<size_t>(n * d));
+  out.download(host.data(), n * d);
+  return host;
+}
+
 std::vector<NamedTensor> Model::tensors() const {
   std::vector<NamedTensor> out;
   const std::pair<const char*, const Array<float>*> groups[] = {

@@ -78,6 +78,9 @@ class Model {
   // Returns false when progress() asked to stop.
   bool sample(const SampleRequest& req, std::vector<float>& out, const std::function<bool(int64_t)>& progress);
 
+  // s(x, σ_level) at n points (EMA weights by default), for pictures of the learned score field.
+  std::vector<float> score(const float* x, int64_t n, int32_t level, bool use_ema);
+
   // Parameters under their names, Adam moments under "optimizer.exp_avg." and
   // "optimizer.exp_avg_sq.", the EMA under "ema.".
   std::vector<NamedTensor> tensors() const;

@@ -8,7 +8,7 @@ import { positiveInt, nonNegativeInt, positiveNumber, positiveNumberOrAuto, unit
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';
-import { plotRun } from './plot.js';
+import { plotCommand } from './plot.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 const DEVICE_HELP = 'compute device: auto (the first usable GPU, else the CPU), cpu, cuda or cuda:N';
@@ -65,10 +65,11 @@ function program(): Command {
     });
 
   p.command('plot')
-    .description('draw DIR/loss.png, the loss per noise level over the steps of DIR/log.jsonl')
+    .description('draw DIR/loss.png (the loss per noise level over the steps) and, for 2-D data, DIR/score.png')
     .argument('<dir>', 'a run directory written by train')
-    .action((dir: string) => {
-      process.stdout.write(`${plotRun(dir)}\n`);
+    .option('--level <n>', 'noise level of score.png, 1 (largest σ) to L (default: L, the smallest)', positiveInt)
+    .action((dir: string, o: { level?: number }) => {
+      process.stdout.write(`${plotCommand(dir, o.level).join('\n')}\n`);
     });
 
   p.command('info')

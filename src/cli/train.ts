@@ -11,7 +11,7 @@ import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
-import { plotRun } from './plot.js';
+import { plotRun, plotScore } from './plot.js';
 
 export interface TrainFlags {
   data?: string;
@@ -276,6 +276,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     const file = path.join(out, 'samples.png');
     writeFileAtomic(file, png);
     written.push(file);
+    if (cfg.model === 'mlp') written.push(plotScore(model, dataset.data, out, cfg.sigmas.length - 1));
   } else {
     const file = path.join(out, 'samples.npy');
     writeFileAtomic(file, writeNpy(samples, [SUMMARY_SAMPLES, dataset.dim]));

@@ -7,6 +7,8 @@ export interface ScatterOptions {
   samples: Float32Array;
   /** n×2 training points, drawn as a density behind the samples. */
   reference?: Float32Array;
+  /** n×4 rows (x, y, dx, dy): a vector field drawn as arrows, longest to 0.9 of their spacing. */
+  arrows?: Float32Array;
   title?: string;
   subtitle?: string;
   width?: number;
@@ -18,6 +20,7 @@ export interface ScatterOptions {
 const SAMPLE_RGB: RGB = [31, 119, 180];
 const DATA_RGB: RGB = [70, 70, 70];
 const DATA_ALPHA = 0.75;
+const ARROW_RGB: RGB = [200, 55, 40];
 
 interface Points {
   xs: Float64Array;
@@ -117,12 +120,49 @@ export function renderScatter(options: ScatterOptions): Buffer {
     canvas.disc(toX(samples.xs[i]), toY(samples.ys[i]), dotRadius, SAMPLE_RGB, dotAlpha, plot);
   }
 
+  // Arrows: length by magnitude relative to the largest, so the field's shape reads at a glance.
+  const arrows = options.arrows ?? new Float32Array(0);
+  const nArrows = Math.floor(arrows.length / 4);
+  if (nArrows > 0) {
+    let spacing = Infinity;
+    let longest = 0;
+    for (let i = 0; i < nArrows; i++) {
+      longest = Math.max(longest, Math.hypot(arrows[4 * i + 2], arrows[4 * i + 3]));
+      if (i > 0) {
+        const d = Math.hypot(toX(arrows[4 * i]) - toX(arrows[0]), toY(arrows[4 * i + 1]) - toY(arrows[1]));
+        if (d > 0) spacing = Math.min(spacing, d);
+      }
+    }
+    const scale = (0.9 * (Number.isFinite(spacing) ? spacing : 20 * k)) / (longest || 1);
+    for (let i = 0; i < nArrows; i++) {
+      const [ax, ay, dx, dy] = [arrows[4 * i], arrows[4 * i + 1], arrows[4 * i + 2], arrows[4 * i + 3]];
+      if (![ax, ay, dx, dy].every(Number.isFinite)) continue;
+      const [x, y] = [toX(ax), toY(ay)];
+      const [ex, ey] = [x + dx * scale, y - dy * scale];
+      const len = Math.hypot(ex - x, ey - y);
+      if (len < 0.5) continue;
+      const head = Math.min(0.35 * len, 6 * k);
+      const [ux, uy] = [(ex - x) / len, (ey - y) / len];
+      canvas.polyline([x, ex], [y, ey], ARROW_RGB, 1.3 * k, plot);
+      canvas.polyline(
+        [ex - head * (ux - 0.5 * uy), ex, ex - head * (ux + 0.5 * uy)],
+        [ey - head * (uy + 0.5 * ux), ey, ey - head * (uy - 0.5 * ux)],
+        ARROW_RGB,
+        1.3 * k,
+        plot,
+      );
+    }
+  }
+
   canvas.frame(plot, ticks(x0, x1), toX, ticks(y0, y1), toY);
   canvas.titles(plot.left, options.title, options.subtitle);
 
   // Legend, in whichever corner of the plot holds the fewest points.
   const entries: LegendEntry[] = [];
   if (nRef > 0) entries.push({ label: 'data', swatch: (c, x, y, size) => c.fillRect(x, y, size, size, DATA_RGB, DATA_ALPHA) });
+  if (nArrows > 0) {
+    entries.push({ label: 'score', swatch: (c, x, y, size) => c.polyline([x, x + size], [y + size / 2, y + size / 2], ARROW_RGB, 2 * k) });
+  }
   if (nSamples > 0) {
     entries.push({ label: 'samples', swatch: (c, x, y, size) => c.disc(x + size / 2, y + size / 2, size / 2.6, SAMPLE_RGB, 0.9) });
   }
