@@ -36,7 +36,7 @@ template <typename T>
 bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const LangevinSettings& s,
                        const std::function<bool(int64_t)>& progress) {
   if (s.sigmas.empty()) throw std::invalid_argument("langevin: no noise levels");
-  const int64_t n = x.rows, d = x.cols, chunk = ops.chunk_rows(), n_chunks = (n + chunk - 1) / chunk;
+  const int64_t n = x.rows, d = x.cols, chunk = ops.independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk;
   const int64_t rows = std::min(n, chunk);
   // Scratch for the op-by-op path, made the first time a level needs it.
   std::vector<Array<T>> score, noise;

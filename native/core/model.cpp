@@ -189,7 +189,7 @@ std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool u
   if (n < 1) throw std::invalid_argument("score: no points");
   if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
     throw std::invalid_argument("score: the level must be in [0, " + std::to_string(config_.sigmas.size()) + ")");
-  const int64_t chunk = ops_->chunk_rows(), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
+  const int64_t chunk = ops_->independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
   Array<float> xs(*ops_, n * d), out(*ops_, n * d);
   xs.upload(x, n * d);
   std::vector<Array<int32_t>> levels;

@@ -43,6 +43,9 @@ class Device {
   // Work is split into chunks of rows that the backend may run side by side; `worker` names the
   // scratch a chunk may use. A GPU backend runs one chunk holding every row.
   virtual int64_t chunk_rows() const = 0;
+  // Rows per chunk where rows never interact (sampling), so chunking cannot change a result and
+  // larger chunks spread the per-chunk work (packing the weights) over more rows.
+  virtual int64_t independent_chunk_rows() const { return chunk_rows(); }
   virtual int workers() const = 0;
   virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
 };
