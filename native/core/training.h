@@ -103,9 +103,6 @@ class DsmTrainer {
     st.step += 1;
   }
 
-  // The gradient of the last step (before Adam used it), for tests.
-  const Array<T>& last_gradient() const { return chunk_grad_[0]; }
-
  private:
   void reserve(int64_t b) {
     if (b == batch_) return;
