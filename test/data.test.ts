@@ -2,13 +2,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, it, expect } from 'vitest';
+import { afterAll, describe, it, expect } from 'vitest';
 
-import { loadDataset, DataError, TOY_NAMES, mixtureReport } from '../src/index.js';
+import { loadDataset, DataError, TOY_NAMES, MIXTURE } from '../src/data/index.js';
 import { parseNpy, writeNpy } from '../src/data/npy.js';
 import { parseCsv, formatCsv } from '../src/data/csv.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-data-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 // A .npy file by hand: header dict, padded to 64 bytes, then the payload.
 function npy(descr: string, shape: string, payload: Buffer, fortran = 'False', version = 1): Buffer {
@@ -32,23 +33,27 @@ describe('.npy files', () => {
     expect(writeNpy(data, [3, 2]).indexOf(0x0a) % 64).toBe(63); // header ends on a 64-byte boundary
   });
 
-  it('reads float64 and float32 with any trailing shape', () => {
-    expect(parseNpy(npy('<f8', '3,', f64([1, 2, 3])), 'a.npy')).toMatchObject({ rows: 3, cols: 1 });
-    expect(parseNpy(npy('<f4', '2, 3', f32([1, 2, 3, 4, 5, 6])), 'b.npy')).toMatchObject({ rows: 2, cols: 3 });
-    const r = parseNpy(npy('<f8', '2, 2, 2', f64([1, 2, 3, 4, 5, 6, 7, 8]), 'False', 2), 'c.npy');
-    expect(r.rows).toBe(2);
-    expect(r.cols).toBe(4);
-    expect(Array.from(r.data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  it('reads float64 and float32 with any trailing shape, in versions 1 to 3', () => {
+    expect(parseNpy(npy('<f8', '3,', f64([1, 2, 3])), 'a.npy')).toEqual({ data: Float32Array.from([1, 2, 3]), rows: 3, cols: 1 });
+    expect(parseNpy(npy('<f4', '2, 3', f32([1, 2, 3, 4, 5, 6])), 'b.npy')).toEqual({ data: Float32Array.from([1, 2, 3, 4, 5, 6]), rows: 2, cols: 3 });
+    const eight = [1, 2, 3, 4, 5, 6, 7, 8];
+    expect(parseNpy(npy('<f8', '2, 2, 2', f64(eight), 'False', 2), 'c.npy')).toEqual({ data: Float32Array.from(eight), rows: 2, cols: 4 });
+    expect(parseNpy(npy('<f4', '4, 2', f32(eight), 'False', 3), 'd.npy')).toMatchObject({ rows: 4, cols: 2 });
+    expect(parseNpy(npy('|f4', '2, 1', f32([0.5, -1])), 'e.npy').data).toEqual(Float32Array.from([0.5, -1]));
   });
 
   it('rejects broken files with the cause', () => {
     const good = npy('<f8', '2, 2', f64([1, 2, 3, 4]));
-    expect(() => parseNpy(Buffer.from('PK\x03\x04 not numpy'), 'z.npy')).toThrow(/not a \.npy file/);
+    expect(() => parseNpy(Buffer.from('PK\x03\x04 not numpy'), 'z.npy')).toThrow(/z\.npy: not a \.npy file/);
+    expect(() => parseNpy(good.subarray(0, 9), 'h.npy')).toThrow(/truncated header/);
+    expect(() => parseNpy(npy('<f8', '2,', f64([1, 2]), 'False', 2).subarray(0, 11), 'h2.npy')).toThrow(/truncated header/);
     expect(() => parseNpy(good.subarray(0, good.length - 3), 't.npy')).toThrow(/expected 32 data bytes .* found 29/);
     expect(() => parseNpy(npy('>f8', '2,', f64([1, 2])), 'be.npy')).toThrow(/dtype '>f8' is not supported/);
     expect(() => parseNpy(npy('<i8', '2,', f64([1, 2])), 'int.npy')).toThrow(/dtype '<i8'/);
     expect(() => parseNpy(npy('<f8', '2, 1', f64([1, 2]), 'True'), 'f.npy')).toThrow(/Fortran/);
-    expect(() => parseNpy(npy('<f8', '2, 2', f64([1, 2, NaN, 4])), 'nan.npy')).toThrow(/non-finite value at row 1/);
+    expect(() => parseNpy(npy('<f8', '2, 2', f64([1, 2, NaN, 4])), 'nan.npy')).toThrow(/non-finite value at row 1 \(NaN\)/);
+    expect(() => parseNpy(npy('<f8', '2,', f64([1, 1e300])), 'big.npy')).toThrow(/1e\+300 at row 1 is beyond float32's range/);
+    expect(() => parseNpy(Buffer.from('x'), 'x.npy')).toThrow(DataError);
     expect(() => parseNpy(npy('<f8', '2, 2', f64([1, 2, 3, 4])), 'ok.npy')).not.toThrow();
   });
 });
@@ -75,13 +80,18 @@ describe('datasets', () => {
     const ds = loadDataset('toy:mixture', { seed: 0 });
     expect(ds.rows).toBe(100_000);
     expect(ds.defaults).toEqual({ sigmaBegin: 20, sigmaEnd: 1, levels: 10, steps: 5000 });
-    const r = mixtureReport(ds.data);
-    expect(Math.abs(r.fraction - 0.8)).toBeLessThan(0.01); // standard error 0.0013
-    for (const [mode, c] of [[r.positive, 5], [r.negative, -5]] as const) {
-      for (const m of mode.mean) expect(Math.abs(m - c)).toBeLessThan(0.05);
-      expect(Math.abs(mode.covariance[0][0] - 1)).toBeLessThan(0.05);
-      expect(Math.abs(mode.covariance[1][1] - 1)).toBeLessThan(0.05);
-      expect(Math.abs(mode.covariance[0][1])).toBeLessThan(0.05);
+    expect(MIXTURE).toEqual({ means: [[-5, -5], [5, 5]], weights: [0.2, 0.8], variance: 1 });
+    // the modes are 7σ from the line x + y = 0, so its side names a point's component
+    for (const [sign, weight] of [[1, 0.8], [-1, 0.2]] as const) {
+      const rows: number[][] = [];
+      for (let i = 0; i < ds.rows; i++) if (sign * (ds.data[2 * i] + ds.data[2 * i + 1]) > 0) rows.push([ds.data[2 * i], ds.data[2 * i + 1]]);
+      expect(Math.abs(rows.length / ds.rows - weight)).toBeLessThan(0.01); // standard error 0.0013
+      const mean = [0, 1].map((j) => rows.reduce((a, r) => a + r[j], 0) / rows.length);
+      const cov = (j: number, k: number) => rows.reduce((a, r) => a + (r[j] - mean[j]) * (r[k] - mean[k]), 0) / rows.length;
+      for (const m of mean) expect(Math.abs(m - 5 * sign)).toBeLessThan(0.05);
+      expect(Math.abs(cov(0, 0) - 1)).toBeLessThan(0.05);
+      expect(Math.abs(cov(1, 1) - 1)).toBeLessThan(0.05);
+      expect(Math.abs(cov(0, 1))).toBeLessThan(0.05);
     }
   });
 
@@ -104,8 +114,17 @@ describe('datasets', () => {
     fs.writeFileSync(path.join(dir, 'p.csv'), 'a,b\n1,2\n3,4\n');
     expect(loadDataset(path.join(dir, 'p.npy'), { seed: 0 })).toMatchObject({ rows: 2, dim: 3, defaults: null });
     expect(loadDataset(path.join(dir, 'p.csv'), { seed: 0 })).toMatchObject({ rows: 2, dim: 2 });
-    expect(() => loadDataset(path.join(dir, 'missing.npy'), { seed: 0 })).toThrow(/cannot read .*missing\.npy: no such file/);
-    expect(() => loadDataset('toy:spiral', { seed: 0 })).toThrow(/unknown toy dataset 'toy:spiral'; the toys are toy:mixture/);
-    expect(() => loadDataset('data.txt', { seed: 0 })).toThrow(DataError);
+    const rejects = (spec: string, message: RegExp, toySize?: number) => {
+      expect(() => loadDataset(spec, { seed: 0, toySize })).toThrow(DataError);
+      expect(() => loadDataset(spec, { seed: 0, toySize })).toThrow(message);
+    };
+    rejects(path.join(dir, 'missing.npy'), /cannot read .*missing\.npy: no such file/);
+    fs.mkdirSync(path.join(dir, 'folder.csv'));
+    rejects(path.join(dir, 'folder.csv'), /cannot read .*folder\.csv: is a directory/);
+    rejects('toy:spiral', /unknown toy dataset 'toy:spiral'; the toys are toy:mixture, toy:8gaussians, .*toy:moons/);
+    rejects('toy:toString', /unknown toy dataset 'toy:toString'/);
+    rejects('toy:__proto__', /unknown toy dataset/);
+    rejects('toy:mixture', /toySize must be a positive integer, not 0/, 0);
+    rejects('data.txt', /unknown data 'data\.txt': give toy:<name> \(mixture, .*\) or a path ending in \.npy or \.csv/);
   });
 });

@@ -39,7 +39,9 @@ function readFile(file: string): Buffer {
 export function loadDataset(spec: string, options: LoadOptions): Dataset {
   if (spec.startsWith('toy:')) {
     const name = spec.slice(4);
-    const toy = toyDataset(name, options.toySize ?? 100_000, options.seed);
+    const n = options.toySize ?? 100_000;
+    if (!Number.isSafeInteger(n) || n < 1) throw new DataError(`toySize must be a positive integer, not ${n}`);
+    const toy = toyDataset(name, n, options.seed);
     if (!toy) throw new DataError(`unknown toy dataset '${spec}'; the toys are ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}`);
     return { name: spec, data: toy.data, rows: toy.data.length / 2, dim: 2, defaults: toy.defaults };
   }

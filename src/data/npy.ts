@@ -8,10 +8,11 @@ export function parseNpy(buf: Buffer, source: string): Points {
   const fail = (why: string): never => {
     throw new DataError(`${source}: ${why}`);
   };
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) fail('not a .npy file (no \\x93NUMPY magic)');
+  if (buf.length < 8 || !buf.subarray(0, 6).equals(MAGIC)) fail('not a .npy file (no \\x93NUMPY magic)');
   const major = buf[6];
   if (major < 1 || major > 3) fail(`unsupported .npy version ${major}.${buf[7]}`);
   const lengthBytes = major === 1 ? 2 : 4;
+  if (buf.length < 8 + lengthBytes) fail('truncated header');
   const headerLength = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
   const dataStart = 8 + lengthBytes + headerLength;
   if (dataStart > buf.length) fail('truncated header');
@@ -21,7 +22,8 @@ export function parseNpy(buf: Buffer, source: string): Points {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) fail('malformed header');
-  const itemSize = descr === '<f4' ? 4 : descr === '<f8' ? 8 : 0;
+  // NumPy reads '|f4' (no byte order) as native order, and every machine this runs on is little-endian
+  const itemSize = /^[<|]f4$/.test(descr as string) ? 4 : /^[<|]f8$/.test(descr as string) ? 8 : 0;
   if (itemSize === 0) {
     fail(`dtype '${descr}' is not supported; save float32 or float64 in little-endian order (<f4, <f8)`);
   }
@@ -42,8 +44,11 @@ export function parseNpy(buf: Buffer, source: string): Points {
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < data.length; i++) {
     const v = itemSize === 4 ? buf.readFloatLE(dataStart + 4 * i) : buf.readDoubleLE(dataStart + 8 * i);
-    if (!Number.isFinite(v)) fail(`non-finite value at row ${Math.floor(i / cols)}`);
     data[i] = v;
+    if (!Number.isFinite(data[i])) {
+      const at = `at row ${Math.floor(i / cols)}`;
+      fail(Number.isFinite(v) ? `value ${v} ${at} is beyond float32's range` : `non-finite value ${at} (${v})`);
+    }
   }
   return { data, rows, cols };
 }

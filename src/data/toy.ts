@@ -90,8 +90,9 @@ const TOYS: Record<string, Toy> = {
 export const TOY_NAMES: readonly string[] = Object.keys(TOYS);
 
 export function toyDataset(name: string, n: number, seed: number): { data: Float32Array; defaults: NoiseDefaults } | null {
+  // own keys only: 'toString' or '__proto__' must not find Object.prototype's members
+  if (!Object.hasOwn(TOYS, name)) return null;
   const toy = TOYS[name];
-  if (!toy) return null;
   const u = addon.random({ kind: 'uniform', seed, n: 3 * n, stream: 1 });
   const z = addon.random({ kind: 'normal', seed, n: 2 * n, stream: 2 });
   const data = new Float32Array(2 * n);
