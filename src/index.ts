@@ -13,14 +13,23 @@ export type ModelKind = 'mlp' | 'exact:mixture';
 /** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
+/**
+ * 'ald': annealed Langevin dynamics (NCSN). 'pc': the VE predictor-corrector sampler (Song et al.
+ * 2021), a Langevin corrector sized by `snr` then a reverse-diffusion predictor at each level.
+ */
+export type SamplerKind = 'ald' | 'pc';
+
 export interface SamplingDefaults {
-  /** T, the Langevin steps at each noise level. */
+  sampler: SamplerKind;
+  /** T, the Langevin steps (ald) or corrector steps (pc) at each noise level. */
   stepsPerLevel: number;
-  /** ε in the paper's convention: α_i = ε σ_i² / σ_L², x ← x + (α_i/2) s(x, σ_i) + √α_i z. */
+  /** ald's ε in the paper's convention: α_i = ε σ_i² / σ_L², x ← x + (α_i/2) s(x, σ_i) + √α_i z. */
   stepLr: number;
-  /** Finish with the denoising step x ← x + σ_L² s(x, σ_L). */
+  /** pc's corrector signal-to-noise ratio: step e = 2 (snr ‖z‖ / ‖s‖)², norms averaged over the batch. */
+  snr: number;
+  /** Finish with the denoising step x ← x + σ_L² s(x, σ_L) (pc: its last predictor step without noise). */
   denoise: boolean;
-  /** Particles start uniform in [initLow, initHigh] in every coordinate. */
+  /** ald's particles start uniform in [initLow, initHigh] in every coordinate; pc's from N(0, σ_1² I). */
   initLow: number;
   initHigh: number;
 }
@@ -103,6 +112,12 @@ export interface TrainResult {
   cancelled: boolean;
 }
 
+/** `step` of the stepsPerLevel steps of `level` (0-based) are done. */
+export interface SamplerPosition {
+  level: number;
+  step: number;
+}
+
 export interface SampleOptions extends Partial<SamplingDefaults> {
   n?: number;
   seed?: number;
@@ -113,6 +128,9 @@ export interface SampleOptions extends Partial<SamplingDefaults> {
   /** Use the backend's fused sampler kernel where it has one (default); false forces the op-by-op path. */
   fused?: boolean;
   onProgress?: (levelsDone: number, levels: number) => void;
+  /** Call onFrame with the particles at the start, every `frameEvery` steps and at each level's end. */
+  frameEvery?: number;
+  onFrame?: (particles: Float32Array, at: SamplerPosition) => void;
   /** Aborting stops after the current noise level and rejects with an AbortError. */
   signal?: AbortSignal;
 }
@@ -130,7 +148,16 @@ const defaults = {
   eps: 1e-8,
   emaDecay: 0.999,
 };
-const samplingDefaults: SamplingDefaults = { stepsPerLevel: 100, stepLr: 0.1, denoise: false, initLow: -8, initHigh: 8 };
+/** What a model samples with unless its config or the call says otherwise (W1's settings). */
+export const SAMPLING_DEFAULTS: Readonly<SamplingDefaults> = {
+  sampler: 'ald',
+  stepsPerLevel: 100,
+  stepLr: 0.1,
+  snr: 0.16,
+  denoise: false,
+  initLow: -8,
+  initHigh: 8,
+};
 
 function withAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
   if (!signal) return () => {};
@@ -178,7 +205,7 @@ export class NcsnModel {
       ...defaults,
       data: null,
       ...rest,
-      sampling: { ...samplingDefaults, ...sampling },
+      sampling: { ...SAMPLING_DEFAULTS, ...sampling },
       mixture: null,
     };
     if (config.model === 'exact:mixture') {
@@ -209,6 +236,8 @@ export class NcsnModel {
     if (!config || typeof config !== 'object' || !Array.isArray(config.sigmas) || !Number.isInteger(step)) {
       throw new CheckpointError(`${file}: the checkpoint's metadata has no usable config and step`);
     }
+    // checkpoints from before a sampling setting existed take its default
+    config.sampling = { ...SAMPLING_DEFAULTS, ...config.sampling };
     const { device = 'auto', threads = 0, ...backend } = options;
     const model = new NcsnModel(config, device, threads, backend);
     try {
@@ -257,26 +286,36 @@ export class NcsnModel {
     }
   }
 
-  /** Annealed Langevin dynamics over the model's noise levels; returns n × dataDim values. */
+  /** Samples by the chosen sampler over the model's noise levels; returns n × dataDim values. */
   async sample(options: SampleOptions = {}): Promise<Float32Array> {
     const s = { ...this.config.sampling, ...options };
     const levels = this.config.sigmas.length;
+    const { onProgress, onFrame } = options;
+    if (onFrame && !options.frameEvery) throw new RangeError('onFrame needs frameEvery, the steps between frames');
     const stop = withAbort(options.signal, () => this.native.cancel());
     try {
       const out = await this.native.sample(
         {
           n: options.n ?? 1000,
+          sampler: s.sampler,
           stepsPerLevel: s.stepsPerLevel,
           stepLr: s.stepLr,
+          snr: s.snr,
           denoise: s.denoise,
           seed: options.seed ?? 0,
           initLow: s.initLow,
           initHigh: s.initHigh,
           useEma: options.useEma ?? true,
           fused: options.fused ?? true,
+          frameEvery: onFrame ? (options.frameEvery ?? 0) : 0,
           ...(options.init ? { init: options.init } : {}),
         },
-        options.onProgress ? (done) => options.onProgress?.(done, levels) : undefined,
+        onProgress || onFrame
+          ? (p) => {
+              if (p.frame) onFrame?.(p.frame, { level: p.level, step: p.step });
+              if (p.step === s.stepsPerLevel) onProgress?.(p.level + 1, levels);
+            }
+          : undefined,
       );
       if (out.cancelled) throw new DOMException('sampling was aborted', 'AbortError');
       return out.samples;

@@ -41,15 +41,26 @@ export interface NativeTrainResult {
 
 export interface NativeSampleOptions {
   n: number;
+  sampler: 'ald' | 'pc';
   stepsPerLevel: number;
   stepLr: number;
+  snr: number;
   denoise: boolean;
+  /** Steps between progress reports that carry the particles; 0: reports at level ends, no particles. */
+  frameEvery: number;
   seed: number;
   initLow?: number;
   initHigh?: number;
   useEma?: boolean;
   fused?: boolean;
   init?: Float32Array;
+}
+
+/** `step` of the steps of `level` (0-based) are done; step 0 of level 0 is the start. */
+export interface NativeSampleProgress {
+  level: number;
+  step: number;
+  frame?: Float32Array;
 }
 
 export interface NativeTensor {
@@ -72,7 +83,7 @@ export interface NativeModel {
   ): Promise<NativeTrainResult>;
   sample(
     options: NativeSampleOptions,
-    onProgress?: (levelsDone: number) => void,
+    onProgress?: (p: NativeSampleProgress) => void,
   ): Promise<{ samples: Float32Array; cancelled: boolean }>;
   cancel(): void;
   tensors(): NativeTensor[];

@@ -339,7 +339,7 @@ class TrainWorker : public ModelWorker<ncsn::TrainProgress> {
   int64_t steps_, batch_, every_, done_ = 0;
 };
 
-class SampleWorker : public ModelWorker<int64_t> {
+class SampleWorker : public ModelWorker<ncsn::SampleProgress> {
  public:
   SampleWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function cb, ncsn::SampleRequest req,
                std::vector<float> init)
@@ -349,17 +349,23 @@ class SampleWorker : public ModelWorker<int64_t> {
 
   void Execute(const ExecutionProgress& progress) override {
     try {
-      finished_ = owner_->model().sample(req_, out_, [&](int64_t level) {
-        progress.Send(&level, 1);
+      finished_ = owner_->model().sample(req_, out_, [&](const ncsn::SampleProgress& p) {
+        progress.Send(&p, 1);
         return !owner_->cancel_flag().load();
       });
     } catch (const std::exception& e) {
       SetError(e.what());
     }
   }
-  void OnProgress(const int64_t* p, size_t n) override {
+  void OnProgress(const ncsn::SampleProgress* p, size_t n) override {
     Napi::HandleScope scope(Env());
-    for (size_t i = 0; i < n; ++i) report(Napi::Number::New(Env(), static_cast<double>(p[i])));
+    for (size_t i = 0; i < n; ++i) {
+      Napi::Object o = Napi::Object::New(Env());
+      o.Set("level", Napi::Number::New(Env(), static_cast<double>(p[i].position.level)));
+      o.Set("step", Napi::Number::New(Env(), static_cast<double>(p[i].position.step)));
+      if (!p[i].frame.empty()) o.Set("frame", to_js(Env(), p[i].frame));
+      report(o);
+    }
   }
   void OnOK() override {
     finish();
@@ -403,17 +409,25 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   ncsn::SampleRequest req;
   req.n = get_int(o, "n", 1000, 1);
-  req.langevin.steps_per_level = get_int(o, "stepsPerLevel", 100, 1);
-  req.langevin.step_lr = get_number(o, "stepLr", 0.1);
-  if (!(req.langevin.step_lr > 0)) throw Napi::RangeError::New(env, "'stepLr' must be positive");
+  ncsn::SamplerSettings& sampler = req.sampler;
+  const std::string kind = get_string(o, "sampler", "ald");
+  if (kind != "ald" && kind != "pc") throw Napi::RangeError::New(env, "'sampler' must be 'ald' or 'pc'");
+  sampler.kind = kind == "pc" ? ncsn::SamplerKind::pc : ncsn::SamplerKind::ald;
+  sampler.steps_per_level = get_int(o, "stepsPerLevel", 100, 1);
+  sampler.step_lr = get_number(o, "stepLr", 0.1);
+  if (!(sampler.step_lr > 0)) throw Napi::RangeError::New(env, "'stepLr' must be positive");
+  sampler.snr = get_number(o, "snr", 0.16);
+  if (!(sampler.snr > 0)) throw Napi::RangeError::New(env, "'snr' must be positive");
   Napi::Value dn = o.Get("denoise");
-  req.langevin.denoise = dn.IsBoolean() && dn.As<Napi::Boolean>().Value();
-  req.langevin.seed = get_seed(o, "seed");
+  sampler.denoise = dn.IsBoolean() && dn.As<Napi::Boolean>().Value();
+  sampler.seed = get_seed(o, "seed");
+  sampler.report_every = get_int(o, "frameEvery", 0, 0);
+  req.frames = sampler.report_every > 0;
   req.init_low = get_number(o, "initLow", -8);
   req.init_high = get_number(o, "initHigh", 8);
   if (!(req.init_low < req.init_high)) throw Napi::RangeError::New(env, "'initLow' must be below 'initHigh'");
   Napi::Value fused = o.Get("fused");
-  req.langevin.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
+  sampler.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
   Napi::Value ema = o.Get("useEma");
   req.use_ema = ema.IsUndefined() ? true : ema.ToBoolean().Value();
   std::vector<float> init;

@@ -160,25 +160,44 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   return done;
 }
 
-bool Model::sample(const SampleRequest& req, std::vector<float>& out, const std::function<bool(int64_t)>& progress) {
+bool Model::sample(const SampleRequest& req, std::vector<float>& out,
+                   const std::function<bool(const SampleProgress&)>& progress) {
   const int64_t d = model_->data_dim();
+  const SamplerSettings& rs = req.sampler;
   if (req.n < 1) throw std::invalid_argument("the number of samples must be positive");
-  if (req.langevin.steps_per_level < 1) throw std::invalid_argument("steps per level must be positive");
-  if (!(req.langevin.step_lr > 0) || !std::isfinite(req.langevin.step_lr))
-    throw std::invalid_argument("the step size must be positive");
-  LangevinSettings ls = req.langevin;
-  ls.sigmas = config_.sigmas;
+  if (rs.steps_per_level < 1) throw std::invalid_argument("steps per level must be positive");
+  if (!(rs.step_lr > 0) || !std::isfinite(rs.step_lr)) throw std::invalid_argument("the step size must be positive");
+  if (!(rs.snr > 0) || !std::isfinite(rs.snr)) throw std::invalid_argument("the signal-to-noise ratio must be positive");
+  if (rs.report_every < 0) throw std::invalid_argument("the report interval must not be negative");
+  if (rs.kind == SamplerKind::pc && config_.sigmas.back() == 0)
+    throw std::invalid_argument("the pc sampler needs positive noise levels");
+  SamplerSettings settings = rs;
+  settings.sigmas = config_.sigmas;
   Array<float> x(*ops_, req.n * d);
+  Mat<float> xm = x.mat(req.n, d);
   if (req.init) {
     if (static_cast<int64_t>(req.init->size()) != req.n * d)
       throw std::invalid_argument("initial points must be n×" + std::to_string(d));
     x.upload(req.init->data(), req.n * d);
+  } else if (settings.kind == SamplerKind::pc) {
+    ops_->random_normal(xm, {settings.seed, RngPurpose::sample_init, 0}, 0);
+    // x ← σ_1 x, as a step whose drift is x itself.
+    ops_->langevin_step(xm, xm, Mat<float>{}, static_cast<float>(settings.sigmas[0] - 1), 0.0f);
   } else {
-    ops_->random_uniform(x.mat(req.n, d), static_cast<float>(req.init_low), static_cast<float>(req.init_high),
-                         {ls.seed, RngPurpose::sample_init, 0}, 0);
+    ops_->random_uniform(xm, static_cast<float>(req.init_low), static_cast<float>(req.init_high),
+                         {settings.seed, RngPurpose::sample_init, 0}, 0);
   }
+  auto report = [&](const SamplerPosition& at) {
+    SampleProgress p{at, {}};
+    if (req.frames) {
+      p.frame.resize(static_cast<size_t>(req.n * d));
+      x.download(p.frame.data(), req.n * d);
+    }
+    return progress(p);
+  };
+  if (req.frames && !report({0, 0})) return false;
   const float* params = req.use_ema ? state_->ema.data() : state_->params.data();
-  const bool finished = annealed_langevin<float>(*ops_, *model_, params, x.mat(req.n, d), ls, progress);
+  const bool finished = run_sampler<float>(*ops_, *model_, params, xm, settings, report);
   out.resize(static_cast<size_t>(req.n * d));
   x.download(out.data(), req.n * d);
   return finished;

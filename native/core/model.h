@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "exact_mixture.h"
-#include "langevin.h"
 #include "mlp.h"
+#include "sampler.h"
 #include "training.h"
 
 namespace ncsn {
@@ -41,10 +41,17 @@ struct TrainProgress {
 
 struct SampleRequest {
   int64_t n = 1000;
-  LangevinSettings langevin;  // sigmas are the model's own
+  SamplerSettings sampler;  // sigmas are the model's own
+  // ald starts uniform in [init_low, init_high]^D; pc from its prior N(0, σ_1² I).
   double init_low = -8, init_high = 8;
   bool use_ema = true;
-  const std::vector<float>* init = nullptr;  // n×D starting points instead of uniform ones
+  const std::vector<float>* init = nullptr;  // n×D starting points instead of those
+  bool frames = false;  // copy the particles out at the start and at every report
+};
+
+struct SampleProgress {
+  SamplerPosition position;
+  std::vector<float> frame;  // n×D, when frames were asked for
 };
 
 // One named tensor copied to or from the host.
@@ -76,7 +83,8 @@ class Model {
   int64_t train(int64_t steps, int64_t batch, int64_t report_every,
                 const std::function<bool(const TrainProgress&)>& report);
   // Returns false when progress() asked to stop.
-  bool sample(const SampleRequest& req, std::vector<float>& out, const std::function<bool(int64_t)>& progress);
+  bool sample(const SampleRequest& req, std::vector<float>& out,
+              const std::function<bool(const SampleProgress&)>& progress);
 
   // s(x, σ_level) at n points (EMA weights by default), for pictures of the learned score field.
   std::vector<float> score(const float* x, int64_t n, int32_t level, bool use_ema);

@@ -94,7 +94,6 @@ class Ops : public Device {
   // Whole-network fast paths for the MLP (fused kernels), or null where the backend has none.
   virtual MlpFastPaths<T>* mlp_fast_paths() { return nullptr; }
 
-
   // y[M×N] = x[M×K] · wᵀ, with w[N×K] (a linear layer without its bias).
   virtual void matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) = 0;
   // dx = dy · w (skipped when dx.data is null); dw = dyᵀ · x, overwritten.
@@ -120,6 +119,9 @@ class Ops : public Device {
 
   // x += drift · s + diffusion · z (z may be empty: a deterministic step such as denoising).
   virtual void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) = 0;
+  // Σ_r ‖a[r]‖₂ in double, added in an order fixed by the shape alone (the PC corrector's
+  // batch-averaged norms).
+  virtual double sum_row_norms(Mat<T> a) = 0;
 
   // The exact score of a Gaussian mixture Σ w_k N(μ_k, (var + σ_level²) I), means[K×D].
   virtual void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var,

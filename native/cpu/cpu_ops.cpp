@@ -188,6 +188,20 @@ void CpuOps<T>::langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion
 }
 
 template <typename T>
+double CpuOps<T>::sum_row_norms(Mat<T> a) {
+  double total = 0;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    double sq = 0;
+    for (int64_t j = 0; j < a.cols; ++j) {
+      const double v = static_cast<double>(a.data[r * a.cols + j]);
+      sq += v * v;
+    }
+    total += std::sqrt(sq);
+  }
+  return total;
+}
+
+template <typename T>
 void CpuOps<T>::mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
                               const int32_t* level) {
   const int64_t kk = means.rows, d = x.cols;

@@ -38,6 +38,7 @@ class CpuOps final : public Ops<T> {
   void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
                 T grad_scale) override;
   void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) override;
+  double sum_row_norms(Mat<T> a) override;
   void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
                      const int32_t* level) override;
   void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) override;

@@ -90,6 +90,42 @@ __global__ void langevin_step_k(float* x, const float* s, const float* z, int64_
   GRID_STRIDE(i, n) { x[i] += z ? drift * s[i] + diffusion * z[i] : drift * s[i]; }
 }
 
+// Row norms summed in two deterministic passes: block b sums rows b, b + blocks, … in a fixed tree,
+// then one block sums the partials the same way. The order depends on the shape alone.
+constexpr int NORM_BLOCKS = 256;
+
+__device__ double block_sum(double v, double* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    __syncthreads();
+  }
+  return shared[0];
+}
+
+__global__ void row_norm_partials_k(double* partial, const float* a, int64_t rows, int64_t cols) {
+  __shared__ double shared[THREADS];
+  double acc = 0;
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(THREADS) + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(NORM_BLOCKS) * THREADS) {
+    double sq = 0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const double v = a[r * cols + j];
+      sq += v * v;
+    }
+    acc += sqrt(sq);
+  }
+  const double total = block_sum(acc, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+__global__ void sum_partials_k(double* out, const double* partial) {
+  __shared__ double shared[NORM_BLOCKS];
+  const double total = block_sum(partial[threadIdx.x], shared);
+  if (threadIdx.x == 0) *out = total;
+}
+
 __global__ void mixture_score_k(float* s, const float* x, int64_t rows, int64_t d, const float* means, int64_t k,
                                 const float* log_weight, float var, const float* sigma, const int32_t* level) {
   GRID_STRIDE(r, rows) {
@@ -309,6 +345,18 @@ class CudaOps final : public Ops<float> {
     langevin_step_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), drift, diffusion);
     launch_check("langevin_step");
   }
+  double sum_row_norms(Mat<float> a) override {
+    use();
+    if (!norm_partials_.data()) norm_partials_ = Array<double>(*this, NORM_BLOCKS + 1);
+    double* partials = norm_partials_.data();
+    row_norm_partials_k<<<NORM_BLOCKS, THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
+    launch_check("sum_row_norms");
+    sum_partials_k<<<1, NORM_BLOCKS, 0, stream_>>>(partials + NORM_BLOCKS, partials);
+    launch_check("sum_row_norms");
+    double total = 0;
+    norm_partials_.download(&total, 1, NORM_BLOCKS);
+    return total;
+  }
   void mixture_score(Mat<float> s, Mat<float> x, Mat<float> means, const float* log_weight, float var,
                      const float* sigma, const int32_t* level) override {
     mixture_score_k<<<blocks_for(x.rows), THREADS, 0, stream_>>>(s.data, x.data, x.rows, x.cols, means.data, means.rows,
@@ -364,6 +412,7 @@ class CudaOps final : public Ops<float> {
   cudaStream_t stream_ = nullptr;
   CachingAllocator memory_;
   std::unique_ptr<FusedMlp> fused_;
+  Array<double> norm_partials_;  // NORM_BLOCKS partial sums, then the total
 };
 
 }  // namespace

@@ -163,6 +163,10 @@ TEST(cuda_elementwise_ops_match_cpu) {
   auto gxl = up(x);
   gpu().langevin_step(gxl.mat(m, dd), gsc.mat(m, dd), gz.mat(m, dd), 0.05f, 0.3f);
   expect_close("langevin_step", down(gxl), xl, 1e-6);
+  {
+    const double want = cpu().sum_row_norms(mat(s, m, dd)), got = gpu().sum_row_norms(gsc.mat(m, dd));
+    CHECK(std::fabs(got - want) <= 1e-12 * want, "sum_row_norms: gpu " << got << " vs cpu " << want);
+  }
 
   Vec means = {-5, -5, 0, 5, 5, 1}, logw = {std::log(0.2f), std::log(0.8f)}, ms(m * dd);
   cpu().mixture_score(mat(ms, m, dd), mat(x, m, dd), mat(means, 2, dd), logw.data(), 1.0f, sigma.data(), lv.data());
@@ -234,20 +238,48 @@ TEST(cuda_fused_langevin_matches_op_by_op) {
   auto data = random_values<float>(2 * 4000, 9, -6, 6);
   model.set_data(data.data(), 4000, 2);
   model.train(200, 256, 200, [](const TrainProgress&) { return true; });
-  auto run = [&](bool fused, bool denoise) {
+  auto run = [&](bool fused, bool denoise, int64_t report_every) {
     SampleRequest r;
     r.n = 1000;  // not a multiple of the kernel's 128 particles per block
-    r.langevin.steps_per_level = 3;
-    r.langevin.seed = 11;
-    r.langevin.fused = fused;
-    r.langevin.denoise = denoise;
+    r.sampler.steps_per_level = 3;
+    r.sampler.seed = 11;
+    r.sampler.fused = fused;
+    r.sampler.denoise = denoise;
+    r.sampler.report_every = report_every;
     std::vector<float> out;
-    model.sample(r, out, [](int64_t) { return true; });
+    model.sample(r, out, [](const SampleProgress&) { return true; });
     return out;
   };
   // the same noise and the same arithmetic in another order: close, not equal
-  expect_close("fused Langevin", run(true, false), run(false, false), 1e-3);
-  expect_close("fused Langevin with denoising", run(true, true), run(false, true), 1e-3);
+  expect_close("fused Langevin", run(true, false, 0), run(false, false, 0), 1e-3);
+  expect_close("fused Langevin with denoising", run(true, true, 0), run(false, true, 0), 1e-3);
+  CHECK(run(true, true, 2) == run(true, true, 0), "the fused kernel in segments of 2 steps gives other samples");
+}
+
+TEST(cuda_pc_sampler_follows_the_cpu) {
+  gpu();
+  auto run = [](const char* device) {
+    ModelConfig c;
+    c.kind = "exact:mixture";
+    c.shape.data_dim = 2;
+    for (int i = 0; i < 10; ++i) c.sigmas.push_back(20 * std::pow(0.05, i / 9.0));
+    c.mixture_means = {-5, -5, 5, 5};
+    c.mixture_weights = {0.2, 0.8};
+    c.device = device;
+    Model model(c);
+    SampleRequest r;
+    r.n = 1000;
+    r.sampler.kind = SamplerKind::pc;
+    r.sampler.steps_per_level = 2;
+    r.sampler.seed = 12;
+    r.sampler.denoise = true;
+    std::vector<float> out;
+    model.sample(r, out, [](const SampleProgress&) { return true; });
+    return out;
+  };
+  // The same draws; the batch norms are summed in another order, and steps as large as σ_1² = 400
+  // carry that rounding into the particles.
+  expect_close("pc sampler", run("cuda"), run("cpu"), 1e-2);
 }
 
 TEST(cuda_fused_dsm_gradients_match_op_by_op) {
