@@ -23,46 +23,75 @@ NCSN_INLINE void gemm_rows(const GemmArgs<T>& g, int64_t m0, int64_t m1, int64_t
   }
 }
 
-typedef float v16f __attribute__((vector_size(64), aligned(4)));
+// GCC vector types, one per instruction set, each one register wide. A type wider than the
+// machine's registers is lowered through memory, dozens of times slower, so each kernel below is
+// built on the width its target has.
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
 
-// The register tile: 4 rows × 32 columns of C held in eight 16-wide vectors across all of K.
-NCSN_INLINE void tile_4x32(const GemmArgs<float>& g, int64_t i, int64_t j) {
-  v16f acc[4][2] = {};
+// Unaligned loads and stores: rows of A, B and C start at any float.
+// (Through references: a vector passed by value would change the calling convention with the ISA.)
+template <typename V>
+NCSN_INLINE void load(V& v, const float* p) {
+  std::memcpy(&v, p, sizeof(V));
+}
+template <typename V>
+NCSN_INLINE void store(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// The register tile: MR rows × NV vectors of C held in MR·NV accumulators across all of K, one
+// broadcast of A and NV loads of B per row of K. MR·NV + NV + 1 fits the 16 (AVX2, SSE) or 32
+// (AVX-512) vector registers.
+template <typename V, int MR, int NV>
+NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
+  constexpr int lanes = sizeof(V) / sizeof(float);
+  V acc[MR][NV] = {};
   const float* a = g.a + i * g.a_row;
   for (int64_t p = 0; p < g.k; ++p) {
-    const v16f* b = reinterpret_cast<const v16f*>(g.b + p * g.ldb + j);
-    const v16f b0 = b[0], b1 = b[1];
+    const float* bp = g.b + p * g.ldb + j;
+    V b[NV];
+    for (int v = 0; v < NV; ++v) load(b[v], bp + v * lanes);
     const float* ap = a + p * g.a_col;
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
       const float av = ap[r * g.a_row];
-      acc[r][0] += av * b0;
-      acc[r][1] += av * b1;
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * b[v];
     }
   }
-  for (int r = 0; r < 4; ++r) {
-    v16f* c = reinterpret_cast<v16f*>(g.c + (i + r) * g.ldc + j);
-    if (g.accumulate) {
-      c[0] += acc[r][0];
-      c[1] += acc[r][1];
-    } else {
-      c[0] = acc[r][0];
-      c[1] = acc[r][1];
+  for (int r = 0; r < MR; ++r) {
+    float* c = g.c + (i + r) * g.ldc + j;
+    for (int v = 0; v < NV; ++v) {
+      V out = acc[r][v];
+      if (g.accumulate) {
+        V old;
+        load(old, c + v * lanes);
+        out += old;
+      }
+      store(c + v * lanes, out);
     }
   }
 }
 
+template <typename V, int MR, int NV>
 NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
-  const int64_t m4 = g.m - g.m % 4, n32 = g.n - g.n % 32;
-  for (int64_t i = 0; i < m4; i += 4) {
-    for (int64_t j = 0; j < n32; j += 32) tile_4x32(g, i, j);
-    if (n32 < g.n) gemm_rows(g, i, i + 4, n32);
+  constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
+  const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
+  for (int64_t i = 0; i < m_tiled; i += MR) {
+    for (int64_t j = 0; j < n_tiled; j += nc) tile<V, MR, NV>(g, i, j);
+    if (n_tiled < g.n) gemm_rows(g, i, i + MR, n_tiled);
   }
-  gemm_rows(g, m4, g.m, 0);
+  gemm_rows(g, m_tiled, g.m, 0);
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void gemm_f32(const GemmArgs<float>& g) { gemm_f32_body(g); }
+__attribute__((target("arch=x86-64-v4"))) void gemm_f32_avx512(const GemmArgs<float>& g) {
+  gemm_f32_body<v16f, 4, 2>(g);
+}
+__attribute__((target("arch=x86-64-v3"))) void gemm_f32_avx2(const GemmArgs<float>& g) {
+  gemm_f32_body<v8f, 6, 2>(g);
+}
+void gemm_f32_sse(const GemmArgs<float>& g) { gemm_f32_body<v4f, 4, 2>(g); }
 
 template <typename T>
 NCSN_INLINE void dot_rows(T* c, int64_t ldc, const T* a, const T* b, int64_t m, int64_t n, int64_t k) {
@@ -74,28 +103,43 @@ NCSN_INLINE void dot_rows(T* c, int64_t ldc, const T* a, const T* b, int64_t m, 
     }
 }
 
-// Sixteen lanes of partial sums along K, added up at the end (float sums are not reassociated by
+// One vector of partial sums along K, added up at the end (float sums are not reassociated by
 // the compiler, so the vector form is written out).
+template <typename V>
 NCSN_INLINE void dot_rows_f32(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n,
                               int64_t k) {
-  const int64_t k16 = k - k % 16;
+  constexpr int lanes = sizeof(V) / sizeof(float);
+  const int64_t k_vec = k - k % lanes;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       const float* ai = a + i * k;
       const float* bj = b + j * k;
-      v16f acc = {};
-      for (int64_t p = 0; p < k16; p += 16)
-        acc += *reinterpret_cast<const v16f*>(ai + p) * *reinterpret_cast<const v16f*>(bj + p);
+      V acc = {};
+      for (int64_t p = 0; p < k_vec; p += lanes) {
+        V x, y;
+        load(x, ai + p);
+        load(y, bj + p);
+        acc += x * y;
+      }
       float sum = 0;
-      for (int l = 0; l < 16; ++l) sum += acc[l];
-      for (int64_t p = k16; p < k; ++p) sum += ai[p] * bj[p];
+      for (int l = 0; l < lanes; ++l) sum += acc[l];
+      for (int64_t p = k_vec; p < k; ++p) sum += ai[p] * bj[p];
       c[i * ldc + j] = sum;
     }
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void gemm_dot_f32(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
-  dot_rows_f32(c, ldc, a, b, m, n, k);
+__attribute__((target("arch=x86-64-v4"))) void gemm_dot_f32_avx512(float* c, int64_t ldc, const float* a,
+                                                                    const float* b, int64_t m, int64_t n,
+                                                                    int64_t k) {
+  dot_rows_f32<v16f>(c, ldc, a, b, m, n, k);
+}
+__attribute__((target("arch=x86-64-v3"))) void gemm_dot_f32_avx2(float* c, int64_t ldc, const float* a,
+                                                                  const float* b, int64_t m, int64_t n,
+                                                                  int64_t k) {
+  dot_rows_f32<v8f>(c, ldc, a, b, m, n, k);
+}
+void gemm_dot_f32_sse(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
+  dot_rows_f32<v4f>(c, ldc, a, b, m, n, k);
 }
 
 template <typename T>
@@ -109,10 +153,36 @@ void transpose_tiled(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64
 
 }  // namespace
 
-void gemm(const GemmArgs<float>& g) { gemm_f32(g); }
+CpuIsa cpu_isa() {
+  static const CpuIsa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return CpuIsa::avx512;
+    if (__builtin_cpu_supports("x86-64-v3")) return CpuIsa::avx2;
+    return CpuIsa::sse;
+  }();
+  return isa;
+}
+
+void gemm(CpuIsa isa, const GemmArgs<float>& g) {
+  switch (isa) {
+    case CpuIsa::avx512: return gemm_f32_avx512(g);
+    case CpuIsa::avx2: return gemm_f32_avx2(g);
+    case CpuIsa::sse: return gemm_f32_sse(g);
+  }
+}
+
+void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
+  switch (isa) {
+    case CpuIsa::avx512: return gemm_dot_f32_avx512(c, ldc, a, b, m, n, k);
+    case CpuIsa::avx2: return gemm_dot_f32_avx2(c, ldc, a, b, m, n, k);
+    case CpuIsa::sse: return gemm_dot_f32_sse(c, ldc, a, b, m, n, k);
+  }
+}
+
+void gemm(const GemmArgs<float>& g) { gemm(cpu_isa(), g); }
 void gemm(const GemmArgs<double>& g) { gemm_rows(g, 0, g.m, 0); }
 void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
-  gemm_dot_f32(c, ldc, a, b, m, n, k);
+  gemm_dot(cpu_isa(), c, ldc, a, b, m, n, k);
 }
 void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k) {
   dot_rows(c, ldc, a, b, m, n, k);

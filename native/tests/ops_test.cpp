@@ -7,6 +7,7 @@
 #include "check.h"
 #include "core/model.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/gemm.h"
 
 using namespace ncsn;
 using test::random_values;
@@ -117,6 +118,51 @@ TEST(float_ops_match_double_reference) {
   d.softplus_backward(mat(dzd, 1, n), mat(dhd, 1, n), mat(zd, 1, n));
   CHECK(worst(h, hd, 1e-30, 1e-5) <= 1, "softplus_forward relative error " << worst(h, hd, 1e-30, 1) << " > 1e-5");
   CHECK(worst(dz, dzd, 1e-30, 1e-5) <= 1, "softplus_backward relative error " << worst(dz, dzd, 1e-30, 1) << " > 1e-5");
+}
+
+// Every GEMM kernel this CPU can run, not only the one it picks: shapes with partial tiles on
+// both sides, A read transposed through its strides, and C overwritten or accumulated into.
+TEST(every_cpu_gemm_kernel_matches_double) {
+  const char* names[] = {"sse", "avx2", "avx512"};
+  const int64_t shapes[][3] = {{64, 128, 128}, {13, 37, 70}, {7, 5, 33}, {1, 1, 1}, {6, 128, 16}, {25, 3, 129}};
+  unsigned seed = 300;
+  for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
+    for (const auto& s : shapes) {
+      const int64_t m = s[0], k = s[1], n = s[2];
+      const auto a = random_values<float>(m * k, seed++), b = random_values<float>(k * n, seed++);
+      const auto bt = random_values<float>(n * k, seed++), c0 = random_values<float>(m * n, seed++);
+      for (const bool transposed : {false, true}) {
+        for (const bool accumulate : {false, true}) {
+          // A(i, p) = a[i·k + p], or the same values stored column-major
+          std::vector<float> at(m * k);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t p = 0; p < k; ++p) at[p * m + i] = a[i * k + p];
+          std::vector<float> c = c0;
+          const GemmArgs<float> g{c.data(), n, transposed ? at.data() : a.data(), transposed ? 1 : k,
+                                  transposed ? m : 1, b.data(), n, m, n, k, accumulate};
+          gemm(static_cast<CpuIsa>(isa), g);
+          std::vector<double> want(m * n);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double sum = accumulate ? c0[i * n + j] : 0.0;
+              for (int64_t p = 0; p < k; ++p) sum += static_cast<double>(a[i * k + p]) * b[p * n + j];
+              want[i * n + j] = sum;
+            }
+          CHECK(worst(c, want, (k + 1) * std::ldexp(1.0, -23), 0) <= 1,
+                "gemm on " << names[isa] << ", " << m << "x" << k << "x" << n << (transposed ? ", A transposed" : "")
+                           << (accumulate ? ", accumulating" : ""));
+        }
+      }
+      std::vector<float> c(m * n);
+      gemm_dot(static_cast<CpuIsa>(isa), c.data(), n, a.data(), bt.data(), m, n, k);
+      std::vector<double> want(m * n);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t p = 0; p < k; ++p) want[i * n + j] += static_cast<double>(a[i * k + p]) * bt[j * k + p];
+      CHECK(worst(c, want, k * std::ldexp(1.0, -23), 0) <= 1,
+            "gemm_dot on " << names[isa] << ", " << m << "x" << k << "x" << n);
+    }
+  }
 }
 
 TEST(training_is_identical_for_any_thread_count) {
