@@ -4,7 +4,8 @@ import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from '.
 import { MIXTURE } from './data/index.js';
 
 export { loadDataset, DataError, TOY_NAMES, MIXTURE, type Dataset, type NoiseDefaults } from './data/index.js';
-export { geometricSigmas, langevinStep } from './schedule.js';
+export { geometricSigmas, langevinStep, levelsForOverlap, stepLrForLevels, shellOverlap } from './schedule.js';
+export type { LevelsForOverlap, StepLrForLevels } from './schedule.js';
 export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
 export { renderScatter } from './render/scatter.js';
 export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
