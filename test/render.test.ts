@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
-import { renderScatter } from '../src/render/scatter.js';
+import { drawScatter, renderScatter } from '../src/render/scatter.js';
+import { type AnimationOptions, renderAnimation } from '../src/render/animation.js';
 
 // Seeded normal deviates (mulberry32 + Box–Muller), so that every run draws the same picture.
 function normals(seed: number): () => number {
@@ -28,8 +29,14 @@ const BOX: [number, number, number, number] = [-10, 10, -10, 10];
 const isBlue = (r: number, _g: number, b: number) => b - r > 40;
 const isGrey = (r: number, g: number, b: number) => r < 235 && Math.max(r, g, b) - Math.min(r, g, b) < 6;
 
+interface Picture {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
 /** Pixels matching `test` in a region given as fractions of the image, and their centroid. */
-function scan(png: PNG, test: (r: number, g: number, b: number) => boolean, region = [0, 1, 0, 1]) {
+function scan(png: Picture, test: (r: number, g: number, b: number) => boolean, region = [0, 1, 0, 1]) {
   let count = 0;
   let sx = 0;
   let sy = 0;
@@ -152,5 +159,210 @@ describe('renderLines', () => {
     // around x = 2 the blue series has no value, so no blue there
     const gap = Math.round(60 + 0.5 * (758 - 60));
     expect(Array.from({ length: 600 }, (_, y) => colour(gap, y)).some(([r, g, b]) => b > 180 && r < 80 && g < 80)).toBe(false);
+  });
+});
+
+interface GifFrame extends Picture {
+  delayMs: number;
+}
+
+/**
+ * Reads a GIF block by block (header, logical screen, colour tables, extensions, images) and
+ * composes each image over the ones before it, as a viewer does for disposal methods 0 and 1.
+ */
+function decodeGif(gif: Buffer) {
+  let at = 0;
+  const byte = () => gif[at++];
+  const u16 = () => byte() | (byte() << 8);
+  const subBlocks = () => {
+    const parts: Buffer[] = [];
+    for (let size = byte(); size > 0; size = byte()) {
+      parts.push(gif.subarray(at, at + size));
+      at += size;
+    }
+    return Buffer.concat(parts);
+  };
+  const colourTable = (flags: number) => {
+    const table = gif.subarray(at, at + 3 * (2 << (flags & 7)));
+    at += table.length;
+    return table;
+  };
+  const signature = gif.toString('latin1', 0, 6);
+  at = 6;
+  const [width, height, screenFlags] = [u16(), u16(), byte()];
+  at += 2; // background colour, aspect ratio
+  const globalTable = screenFlags & 0x80 ? colourTable(screenFlags) : undefined;
+  const screen = new Uint8Array(4 * width * height);
+  const frames: GifFrame[] = [];
+  let loopCount: number | undefined;
+  let graphicControls = 0;
+  let localTables = 0;
+  let control = { delayMs: 0, transparentIndex: -1, disposal: 0 };
+  for (;;) {
+    const block = byte();
+    if (block === 0x3b) break;
+    if (block === 0x21) {
+      const label = byte();
+      const body = subBlocks();
+      if (label === 0xf9) {
+        graphicControls++;
+        control = { disposal: (body[0] >> 2) & 7, delayMs: 10 * body.readUInt16LE(1), transparentIndex: body[0] & 1 ? body[3] : -1 };
+      } else if (label === 0xff && body.toString('latin1', 0, 11) === 'NETSCAPE2.0' && body[11] === 1) {
+        loopCount = body.readUInt16LE(12);
+      }
+    } else if (block === 0x2c) {
+      const [left, top, w, h, flags] = [u16(), u16(), u16(), u16(), byte()];
+      if (flags & 0x40) throw new Error('interlaced images are not decoded here');
+      if (flags & 0x80) localTables++;
+      const colours = flags & 0x80 ? colourTable(flags) : globalTable;
+      if (!colours) throw new Error('an image without a colour table');
+      expect(control.disposal).toBeLessThanOrEqual(1);
+      const minCodeSize = byte();
+      const index = lzwDecode(subBlocks(), minCodeSize, w * h);
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) {
+          const c = index[y * w + x];
+          if (c === control.transparentIndex) continue;
+          const p = 4 * ((top + y) * width + left + x);
+          screen.set([colours[3 * c], colours[3 * c + 1], colours[3 * c + 2], 255], p);
+        }
+      frames.push({ width, height, data: screen.slice(), delayMs: control.delayMs });
+    } else throw new Error(`unknown GIF block 0x${block.toString(16)} at byte ${at - 1}`);
+  }
+  return { signature, width, height, loopCount, graphicControls, localTables, frames, trailingBytes: gif.length - at };
+}
+
+function lzwDecode(data: Buffer, minCodeSize: number, count: number): Uint8Array {
+  const out = new Uint8Array(count);
+  const clear = 1 << minCodeSize;
+  const prefix = new Int32Array(4096);
+  const suffix = new Uint8Array(4096);
+  const first = new Uint8Array(4096);
+  const length = new Int32Array(4096);
+  for (let i = 0; i < clear; i++) [suffix[i], first[i], length[i]] = [i, i, 1];
+  let [codeSize, next, previous, bits, accumulator, written] = [minCodeSize + 1, clear + 2, -1, 0, 0, 0];
+  for (const value of data) {
+    accumulator |= value << bits;
+    bits += 8;
+    while (bits >= codeSize) {
+      const code = accumulator & ((1 << codeSize) - 1);
+      accumulator >>>= codeSize;
+      bits -= codeSize;
+      if (code === clear) {
+        [codeSize, next, previous] = [minCodeSize + 1, clear + 2, -1];
+        continue;
+      }
+      if (code === clear + 1) return out;
+      if (previous >= 0 && next < 4096) {
+        // the new entry is the previous string and the first symbol of this one (of itself, if it is the new one)
+        [prefix[next], first[next], length[next]] = [previous, first[previous], length[previous] + 1];
+        suffix[next] = first[code < next ? code : previous];
+        next++;
+        if (next === 1 << codeSize && codeSize < 12) codeSize++;
+      }
+      for (let i = length[code] - 1, c = code; i >= 0; i--, c = prefix[c]) if (written + i < count) out[written + i] = suffix[c];
+      written += length[code];
+      previous = code;
+    }
+  }
+  return out;
+}
+
+/**
+ * The largest difference in any channel between two pictures of the same size, and its mean, over
+ * the pixels whose colour in `b` passes `where`.
+ */
+function difference(a: Uint8Array, b: Uint8Array, where = (_r: number, _g: number, _b: number) => true) {
+  let [largest, sum, count] = [0, 0, 0];
+  for (let p = 0; p < a.length; p += 4) {
+    if (!where(b[p], b[p + 1], b[p + 2])) continue;
+    const d = Math.max(Math.abs(a[p] - b[p]), Math.abs(a[p + 1] - b[p + 1]), Math.abs(a[p + 2] - b[p + 2]));
+    largest = Math.max(largest, d);
+    sum += d;
+    count++;
+  }
+  return { largest, mean: sum / count };
+}
+
+/** The rows of a picture between two fractions of its height. */
+const rows = (picture: Picture, from: number, to: number) => {
+  const row = 4 * picture.width;
+  return picture.data.subarray(row * Math.floor(from * picture.height), row * Math.floor(to * picture.height));
+};
+
+describe('renderAnimation', () => {
+  const captions = (n: number) => Array.from({ length: n }, (_, i) => `level ${i + 1} of ${n}, σ = 1, step 1 of 1`);
+
+  it('writes a GIF89a that loops forever, one frame per step, the last held longer', () => {
+    const frames = [cluster(300, -5, -5, 1), cluster(300, 0, 0, 1), cluster(300, 5, 5, 1)];
+    const gif = decodeGif(renderAnimation({ frames, captions: captions(3) }));
+    expect(gif.signature).toBe('GIF89a');
+    expect([gif.width, gif.height]).toEqual([640, 640]);
+    expect(gif.loopCount).toBe(0);
+    expect(gif.graphicControls).toBe(3);
+    expect(gif.frames.map((f) => f.delayMs)).toEqual([80, 80, 2000]);
+    expect(gif.localTables).toBe(0); // one palette for the film
+    expect(gif.trailingBytes).toBe(0);
+
+    const timed = decodeGif(
+      renderAnimation({ frames, captions: captions(3), delayMs: 50, holdLastMs: 1000, width: 320, height: 240 }),
+    );
+    expect([timed.width, timed.height]).toEqual([320, 240]);
+    expect(timed.frames.map((f) => f.delayMs)).toEqual([50, 50, 1000]);
+  });
+
+  it('draws each frame where its particles are, over axes that stay put', () => {
+    const frames = [cluster(2000, -5, -5, 0.4), cluster(2000, 5, 5, 0.4), cluster(2000, 5, 5, 0.4)];
+    const captions = ['same', 'same', 'same'];
+    const [a, b, c] = decodeGif(renderAnimation({ frames, captions, bounds: BOX, width: 400, height: 400 })).frames;
+    const [blueA, blueB] = [scan(a, isBlue, [0, 1, 0.1, 1]), scan(b, isBlue, [0, 1, 0.1, 1])];
+    expect(blueA.x).toBeLessThan(0.4);
+    expect(blueA.y).toBeGreaterThan(0.6);
+    expect(blueB.x).toBeGreaterThan(0.6);
+    expect(blueB.y).toBeLessThan(0.4);
+    expect(difference(a.data, b.data).largest).toBeGreaterThan(100);
+    expect(difference(b.data, c.data).largest).toBe(0);
+    // the tick labels under the plot are the same in every frame
+    expect(Buffer.from(rows(a, 0.93, 1)).equals(rows(b, 0.93, 1))).toBe(true);
+  });
+
+  it('frames every step as the scatter plot of the last one, leaving out what falls outside', () => {
+    const reference = new Float32Array([...cluster(4000, 5, 5, 1, 3), ...cluster(1000, -5, -5, 1, 4)]);
+    const last = new Float32Array([...cluster(1600, 5, 5, 1, 5), ...cluster(400, -5, -5, 1, 6)]);
+    const farAway = last.map((v) => v + Math.sign(v) * 1000);
+    const title = 'a title';
+    const caption = 'level 10 of 10, σ = 1, step 100 of 100';
+    const gif = renderAnimation({ frames: [farAway, last], captions: ['start', caption], reference, title });
+    const [start, end] = decodeGif(gif).frames;
+    // the last frame is samples.png's picture of the last particles, but for the GIF's 255 colours,
+    // which keep the greys of the smooth density within a level so that it shows no contours
+    const picture = drawScatter({ samples: last, reference, title, subtitle: caption, width: 640, height: 640 });
+    const all = difference(end.data, picture.rgba);
+    expect(all.largest).toBeLessThan(16);
+    expect(all.mean).toBeLessThan(1);
+    expect(difference(end.data, picture.rgba, (r, g, b) => r === g && g === b).largest).toBeLessThanOrEqual(1);
+    // the first frame has the same axes, and of its particles, all outside them, no trace but the legend's
+    expect(Buffer.from(rows(start, 0.93, 1)).equals(rows(end, 0.93, 1))).toBe(true);
+    expect(scan(start, isBlue).count).toBeLessThan(150);
+    expect(scan(end, isBlue).count).toBeGreaterThan(5000);
+  });
+
+  it('rejects frames, captions and timings it cannot draw, saying what is wrong', () => {
+    const frame = cluster(10, 0, 0, 1);
+    const refused = (o: Partial<AnimationOptions>, kind: typeof RangeError | typeof TypeError, message: RegExp) => {
+      const animate = () => renderAnimation({ frames: [frame], captions: ['one'], ...o });
+      expect(animate).toThrow(kind);
+      expect(animate).toThrow(message);
+    };
+    refused({ frames: [], captions: [] }, RangeError, /no frames/);
+    const uneven = [frame, cluster(11, 0, 0, 1)];
+    refused({ frames: uneven, captions: ['one', 'two'] }, RangeError, /frame 1 holds 11 particles and frame 0 holds 10/);
+    refused({ frames: [frame.subarray(1)] }, RangeError, /frame 0 has 19 values, not n×2/);
+    refused({ frames: [frame, frame] }, RangeError, /1 captions for 2 frames/);
+    refused({ frames: [Array.from(frame)] as unknown as Float32Array[] }, TypeError, /frame 0 is not a Float32Array/);
+    refused({ captions: 'one' as unknown as string[] }, TypeError, /captions must be an array of strings/);
+    refused({ delayMs: 5 }, RangeError, /delayMs must be between 20 and 655350 ms, not 5/);
+    refused({ holdLastMs: NaN }, RangeError, /holdLastMs/);
+    refused({ bounds: [0, 1, 1, 1] }, RangeError, /empty plot bounds/);
   });
 });

@@ -62,6 +62,13 @@ export class Canvas {
     this.image = { left: 0, top: 0, right: this.width, bottom: this.height };
   }
 
+  /** The pixels, row by row, four bytes (RGBA) each: drawing writes here, and encode() reads here. */
+  get rgba(): Uint8Array {
+    // A plain Uint8Array, not the Buffer itself, whose slice() would share memory instead of copying.
+    const { buffer, byteOffset, byteLength } = this.png.data;
+    return new Uint8Array(buffer, byteOffset, byteLength);
+  }
+
   /** Mixes rgb into the pixel at integer (x, y) with the given opacity. */
   blend(x: number, y: number, rgb: RGB, alpha: number, clip: Rect = this.image): void {
     if (alpha <= 0 || x < clip.left || x >= clip.right || y < clip.top || y >= clip.bottom) return;
