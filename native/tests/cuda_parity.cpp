@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "cpu/cpu_ops.h"
 #include "cuda/cuda_backend.h"
+#include "w1.h"
 
 using namespace ncsn;
 using test::random_values;
@@ -259,14 +260,7 @@ TEST(cuda_fused_langevin_matches_op_by_op) {
 TEST(cuda_pc_sampler_follows_the_cpu) {
   gpu();
   auto run = [](const char* device) {
-    ModelConfig c;
-    c.kind = "exact:mixture";
-    c.shape.data_dim = 2;
-    for (int i = 0; i < 10; ++i) c.sigmas.push_back(20 * std::pow(0.05, i / 9.0));
-    c.mixture_means = {-5, -5, 5, 5};
-    c.mixture_weights = {0.2, 0.8};
-    c.device = device;
-    Model model(c);
+    Model model(test::exact_w1(device));
     SampleRequest r;
     r.n = 1000;
     r.sampler.kind = SamplerKind::pc;

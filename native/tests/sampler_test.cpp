@@ -7,23 +7,13 @@
 #include "check.h"
 #include "core/model.h"
 #include "cpu/cpu_ops.h"
+#include "w1.h"
 
 using namespace ncsn;
+using test::exact_w1;
 using test::random_values;
 
 namespace {
-
-// The W1 mixture under its exact score, with W1's noise levels.
-ModelConfig exact_w1(int threads) {
-  ModelConfig c;
-  c.kind = "exact:mixture";
-  c.shape.data_dim = 2;
-  for (int i = 0; i < 10; ++i) c.sigmas.push_back(20 * std::pow(0.05, i / 9.0));
-  c.mixture_means = {-5, -5, 5, 5};
-  c.mixture_weights = {0.2, 0.8};
-  c.threads = threads;
-  return c;
-}
 
 std::vector<float> draw(Model& m, SampleRequest r, std::vector<SampleProgress>* reports = nullptr) {
   std::vector<float> out;
@@ -63,7 +53,7 @@ TEST(row_norm_sums_match_double) {
 
 TEST(reports_inside_levels_change_nothing) {
   for (SamplerKind kind : {SamplerKind::ald, SamplerKind::pc}) {
-    Model m(exact_w1(2));
+    Model m(exact_w1("cpu", 2));
     SampleRequest r;
     r.n = 700;  // several chunks, the last one partial
     r.sampler.kind = kind;
@@ -93,7 +83,7 @@ TEST(pc_sampling_is_identical_for_any_thread_count) {
   r.sampler.kind = SamplerKind::pc;
   r.sampler.steps_per_level = 4;
   r.sampler.seed = 9;
-  Model one(exact_w1(1)), two(exact_w1(2));
+  Model one(exact_w1("cpu", 1)), two(exact_w1("cpu", 2));
   CHECK(draw(one, r) == draw(two, r), "pc samples differ between one and two threads");
 }
 
@@ -101,7 +91,7 @@ TEST(pc_sampling_is_identical_for_any_thread_count) {
 // settings gave ald 0.772–0.788 and pc 0.786–0.798; the bounds add two standard errors of 4,000
 // particles (±0.013) to that range.
 TEST(both_samplers_recover_the_mixture_weights) {
-  Model m(exact_w1(0));
+  Model m(exact_w1());
   for (SamplerKind kind : {SamplerKind::ald, SamplerKind::pc}) {
     SampleRequest r;
     r.n = 4000;
