@@ -9,6 +9,7 @@ import { PNG } from 'pngjs';
 import { parseNpy } from '../src/data/npy.js';
 import { parseCsv } from '../src/data/csv.js';
 import { writeNpy } from '../src/data/npy.js';
+import { levelsForOverlap, stepLrForLevels } from '../src/schedule.js';
 
 const bin = path.resolve(__dirname, '..', 'bin', 'ncsn-cuda.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-cli-'));
@@ -16,6 +17,38 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-cli-'));
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, NCSN_DEBUG: '' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function readConfig(file: string) {
+  const header = fs.readFileSync(file);
+  const meta = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString()).__metadata__;
+  return JSON.parse(meta.config);
+}
+
+// The number of images in a GIF, walking its blocks: extensions and image data are chains of
+// length-prefixed sub-blocks ending in a zero.
+function gifFrameCount(gif: Buffer): number {
+  let at = 13;
+  if (gif[10] & 0x80) at += 3 * 2 ** ((gif[10] & 7) + 1);
+  const skipSubBlocks = () => {
+    while (gif[at] !== 0) at += gif[at] + 1;
+    at += 1;
+  };
+  let frames = 0;
+  while (at < gif.length && gif[at] !== 0x3b) {
+    if (gif[at] === 0x21) {
+      at += 2;
+      skipSubBlocks();
+    } else if (gif[at] === 0x2c) {
+      frames += 1;
+      const packed = gif[at + 9];
+      at += 10;
+      if (packed & 0x80) at += 3 * 2 ** ((packed & 7) + 1);
+      at += 1; // LZW minimum code size
+      skipSubBlocks();
+    } else throw new Error(`not a GIF block at byte ${at}`);
+  }
+  return frames;
 }
 
 // A rejected input: non-zero exit, a message on stderr, and no stack trace.
@@ -70,6 +103,22 @@ describe('ncsn-cuda train and sample', () => {
     expect(fs.readFileSync(path.join(dir, 'd.npy'))).toEqual(fs.readFileSync(path.join(dir, 'a.npy')));
   });
 
+  it('samples by predictor-corrector and records the particles as an animated GIF', () => {
+    const ck = path.join(run, 'checkpoint.safetensors');
+    const r = cli('sample', '--checkpoint', ck, '--n', '300', '--steps-per-level', '10', '--sampler', 'pc', '--snr', '0.2',
+      '--out', 'pc.png', '--animate', 'anim/pc.gif', '--frames', '20');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['pc.png', 'anim/pc.gif']);
+    const gif = fs.readFileSync(path.join(dir, 'anim', 'pc.gif'));
+    expect(gif.subarray(0, 6).toString()).toBe('GIF89a');
+    // 10 levels × 10 steps in frames of 5 steps, and the start: 21 frames
+    expect(gifFrameCount(gif)).toBe(21);
+    expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'pc.png'))).width).toBe(800);
+    const a = cli('sample', '--checkpoint', ck, '--n', '50', '--steps-per-level', '10', '--step-lr', 'auto', '--out', 'auto.npy');
+    expect(a.code).toBe(0);
+    expect(a.stderr).toMatch(/ε = 0\.\d+: ε for T = 10 steps per level \(NCSNv2 Technique 4\)/);
+  });
+
   it('trains on a user .npy file of any dimension', () => {
     const data = new Float32Array(3 * 400).map((_, i) => Math.sin(i) * 3);
     fs.writeFileSync(path.join(dir, 'points.npy'), writeNpy(data, [400, 3]));
@@ -78,18 +127,41 @@ describe('ncsn-cuda train and sample', () => {
     expect(parseNpy(fs.readFileSync(path.join(dir, 'run3', 'samples.npy')), 's.npy').cols).toBe(3);
   });
 
+  it('refuses an animation it cannot draw', () => {
+    expectRejected(cli('sample', '--checkpoint', path.join(run, 'checkpoint.safetensors'), '--animate', 'a.mp4'), /--animate a\.mp4: the animation is written as a \.gif/);
+    expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--animate', 'a.gif'), /--animate draws 2-D particles, and this model's data is 3-D/);
+  });
+
   it('chooses σ_1 by NCSNv2 Technique 1 on request and says so', () => {
     const r = cli('train', '--sigma-begin', 'auto', '--steps', '10', '--ema', '0.9', '--out', 'auto');
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/σ_1 is the largest distance between training points \(NCSNv2 Technique 1\)/);
     expect(r.stderr).toMatch(/EMA 0\.9 /);
-    const header = fs.readFileSync(path.join(dir, 'auto', 'checkpoint.safetensors'));
-    const meta = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString()).__metadata__;
-    const config = JSON.parse(meta.config);
+    const config = readConfig(path.join(dir, 'auto', 'checkpoint.safetensors'));
     // two points of N((±5, ±5), I) lie about 14 apart, the farthest of 2,000 a few units more
     expect(config.sigmas[0]).toBeGreaterThan(15);
     expect(config.sigmas[0]).toBeLessThan(25);
     expect(config.emaDecay).toBe(0.9);
+  });
+
+  it('chooses L by Technique 2 and ε by Technique 4 on request and says why', () => {
+    // in 2-D neighbouring shells overlap at any ratio, so Technique 2 keeps the default and says so
+    const flat = cli('train', '--levels', 'auto', '--step-lr', 'auto', '--steps', '10', '--out', 'auto2');
+    expect(flat.code).toBe(0);
+    expect(flat.stderr).toMatch(/L = 10, the default: /);
+    expect(flat.stderr).toMatch(/ε for T = 100 steps per level \(NCSNv2 Technique 4\)/);
+    const config2 = readConfig(path.join(dir, 'auto2', 'checkpoint.safetensors'));
+    expect(config2.sampling.stepLr).toBeCloseTo(stepLrForLevels(config2.sigmas, 100).stepLr, 12);
+    // in 64-D it sets L
+    const data = new Float32Array(64 * 300).map((_, i) => Math.sin(i * 0.37) * 2);
+    fs.writeFileSync(path.join(dir, 'wide.npy'), writeNpy(data, [300, 64]));
+    const wide = cli('train', '--data', 'wide.npy', '--levels', 'auto', '--steps', '10', '--out', 'auto64');
+    expect(wide.code).toBe(0);
+    const config = readConfig(path.join(dir, 'auto64', 'checkpoint.safetensors'));
+    const t2 = levelsForOverlap(64, config.sigmas[0], config.sigmas.at(-1));
+    expect(t2.levels).not.toBeNull();
+    expect(config.sigmas).toHaveLength(t2.levels as number);
+    expect(wide.stderr).toMatch(new RegExp(`L = ${t2.levels} keeps neighbouring levels' noise shells overlapping`));
   });
 
   it('reproduces Figure 3 with the exact score and no training', () => {
@@ -109,9 +181,12 @@ describe('bad input', () => {
     expectRejected(cli('train', '--seed', '-1'), /--seed <n>.*integer ≥ 0/);
     expectRejected(cli('train', '--sigma-begin', 'abc'), /--sigma-begin <x>.*positive number/);
     expectRejected(cli('train', '--sigma-end', '30'), /--sigma-end \(30\) must be smaller than --sigma-begin \(20\)/);
-    expectRejected(cli('train', '--levels', '1'), /noise levels must be an integer ≥ 2/);
+    expectRejected(cli('train', '--levels', '1'), /--levels <n>.*It must be an integer ≥ 2, or auto/);
     expectRejected(cli('train', '--ema', '1'), /--ema <decay>.*It must be a number in \[0, 1\)/);
-    expectRejected(cli('train', '--lr', 'auto'), /--lr <x>.*'auto' is only for --sigma-begin/);
+    expectRejected(cli('train', '--lr', 'auto'), /--lr <x>.*this option has no auto/);
+    expectRejected(cli('train', '--sampler', 'ode'), /argument 'ode' is invalid\. Allowed choices are ald, pc/);
+    expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--snr', '0'), /--snr <x>.*positive number/);
+    expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--frames', '0'), /--frames <n>.*positive integer/);
     expectRejected(cli('train', '--data', 'toy:nope'), /unknown toy dataset 'toy:nope'/);
     expectRejected(cli('train', '--data', 'missing.npy'), /cannot read missing\.npy: no such file/);
     expectRejected(cli('train', '--data', 'points.txt'), /unknown data 'points\.txt'/);

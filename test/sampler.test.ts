@@ -80,3 +80,65 @@ describe('Langevin dynamics with an exact score', () => {
     expect(Buffer.from(a.buffer).equals(Buffer.from(c.buffer))).toBe(false);
   });
 });
+
+describe('the predictor-corrector sampler with an exact score', () => {
+  const sigmas = geometricSigmas(20, 1, 10);
+
+  it('recovers the mode weights; its last predictor step without noise is the denoising step', async () => {
+    // Over seeds 0–4 at 10,000 particles: (5,5) fraction 0.791–0.799; per-mode variance 1.50–1.55
+    // without denoising (the posterior mean's 0.5 plus the last predictor's noise σ_L² = 1) and
+    // 0.506–0.527 with it; means within 0.06 of ±5.
+    const model = NcsnModel.create({ model: 'exact:mixture', sigmas });
+    const r = mixtureReport(await model.sample({ n: 10_000, sampler: 'pc', seed: 1 }));
+    expect(Math.abs(r.fraction - 0.795)).toBeLessThan(0.02);
+    for (const [mode, centre] of [[r.positive, 5], [r.negative, -5]] as const) {
+      for (const c of mode.mean) expect(Math.abs(c - centre)).toBeLessThan(0.15);
+    }
+    for (const v of [r.positive.covariance[0][0], r.positive.covariance[1][1]]) expect(Math.abs(v - 1.5)).toBeLessThan(0.1);
+    const d = mixtureReport(await model.sample({ n: 10_000, sampler: 'pc', seed: 1, denoise: true }));
+    for (const v of [d.positive.covariance[0][0], d.positive.covariance[1][1]]) expect(Math.abs(v - 0.5)).toBeLessThan(0.06);
+  });
+
+  it('takes larger corrector steps for a larger snr', async () => {
+    // snr sets the corrector's step, e = 2 (snr ‖z‖/‖s‖)²; at a tiny snr only the predictor moves
+    // the particles, and the result differs from the default's.
+    const model = NcsnModel.create({ model: 'exact:mixture', sigmas });
+    const a = await model.sample({ n: 300, sampler: 'pc', stepsPerLevel: 5, seed: 2 });
+    const b = await model.sample({ n: 300, sampler: 'pc', stepsPerLevel: 5, seed: 2, snr: 1e-6 });
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(false);
+    await expect(model.sample({ n: 10, sampler: 'pc', snr: -1 })).rejects.toThrow(/snr/);
+    await expect(model.sample({ n: 10, sampler: 'ode' as 'pc' })).rejects.toThrow(/'ald' or 'pc'/);
+  });
+});
+
+describe('frames of the sampler', () => {
+  it('hands out the particles at the start, every frameEvery steps and at each level end, without changing the result', async () => {
+    const model = NcsnModel.create({ model: 'exact:mixture', sigmas: geometricSigmas(20, 1, 4) });
+    for (const sampler of ['ald', 'pc'] as const) {
+      const plain = await model.sample({ n: 200, sampler, stepsPerLevel: 10, seed: 3 });
+      const frames: Float32Array[] = [];
+      const at: string[] = [];
+      const levelsDone: number[] = [];
+      const x = await model.sample({
+        n: 200,
+        sampler,
+        stepsPerLevel: 10,
+        seed: 3,
+        frameEvery: 4,
+        onFrame: (p, pos) => {
+          frames.push(p);
+          at.push(`${pos.level}:${pos.step}`);
+        },
+        onProgress: (done) => levelsDone.push(done),
+      });
+      expect(Buffer.from(x.buffer).equals(Buffer.from(plain.buffer))).toBe(true);
+      expect(at.slice(0, 5)).toEqual(['0:0', '0:4', '0:8', '0:10', '1:4']);
+      expect(frames).toHaveLength(1 + 4 * 3);
+      expect(levelsDone).toEqual([1, 2, 3, 4]);
+      expect(Buffer.from(frames[frames.length - 1].buffer).equals(Buffer.from(x.buffer))).toBe(true);
+      expect(frames[0].length).toBe(400);
+    }
+    await expect(model.sample({ n: 10, onFrame: () => {} })).rejects.toThrow(/frameEvery/);
+  });
+});
+

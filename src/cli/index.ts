@@ -4,7 +4,15 @@ import { createRequire } from 'node:module';
 
 import { info } from '../index.js';
 import { TOY_NAMES } from '../data/index.js';
-import { positiveInt, nonNegativeInt, positiveNumber, positiveNumberOrAuto, unitInterval, device } from './options.js';
+import {
+  positiveInt,
+  nonNegativeInt,
+  positiveNumber,
+  positiveNumberOrAuto,
+  levelCountOrAuto,
+  unitInterval,
+  device,
+} from './options.js';
 import { train } from './train.js';
 import { sample } from './sample.js';
 import { bench } from './bench.js';
@@ -12,10 +20,14 @@ import { plotCommand } from './plot.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 const DEVICE_HELP = 'compute device: auto (the first usable GPU, else the CPU), cpu, cuda or cuda:N';
+const SAMPLER_HELP = 'sampler: ald (annealed Langevin dynamics) or pc (reverse-diffusion predictor with a Langevin corrector)';
+const STEP_LR_HELP =
+  'ald step size ε, with α_i = ε σ_i²/σ_L² and x ← x + α_i/2·s + √α_i·z, or auto: from T and the noise levels, NCSNv2 Technique 4';
+const SNR_HELP = 'pc corrector signal-to-noise ratio r: steps e = 2(r‖z‖/‖s‖)²';
 
 function program(): Command {
   const p = new Command('ncsn-cuda')
-    .description('Noise Conditional Score Networks: train by denoising score matching, sample by annealed Langevin dynamics')
+    .description('Noise Conditional Score Networks: train by denoising score matching, sample by annealed Langevin dynamics or predictor-corrector')
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)');
 
@@ -28,7 +40,13 @@ function program(): Command {
     .option('--lr <x>', 'Adam learning rate (default: 0.001)', positiveNumber)
     .option('--sigma-begin <x>', 'largest noise level σ_1, or auto: the largest distance between training points, NCSNv2 Technique 1 (default: per dataset; 20 for toy:mixture; auto for files)', positiveNumberOrAuto)
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
-    .option('--levels <n>', 'number of geometric noise levels L (default: per dataset; 10)', positiveInt)
+    .option('--levels <n>', 'number of geometric noise levels L, or auto: enough for neighbouring levels to overlap, NCSNv2 Technique 2 (default: per dataset; 10)', levelCountOrAuto)
+    .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP}, for samples.png and the checkpoint's default (default: ald)`).choices(['ald', 'pc']))
+    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each level when sampling (default: 100)', positiveInt)
+    .option('--step-lr <x>', `${STEP_LR_HELP} (default: 0.1 σ_L²)`, positiveNumberOrAuto)
+    .option('--snr <x>', `${SNR_HELP} (default: 0.16)`, positiveNumber)
+    .option('--denoise', 'finish sampling with the denoising step x ← x + σ_L² s(x, σ_L) (default: off)')
+    .option('--no-denoise', 'do not finish sampling with the denoising step')
     .option('--ema <decay>', 'decay of the exponential moving average of the weights, used for sampling (default: 0.999)', unitInterval)
     .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
@@ -41,12 +59,17 @@ function program(): Command {
     });
 
   p.command('sample')
-    .description('draw samples from a checkpoint by annealed Langevin dynamics; the output format follows the extension')
+    .description('draw samples from a checkpoint by annealed Langevin dynamics or the pc sampler; the output format follows the extension')
     .requiredOption('--checkpoint <file>', 'a checkpoint.safetensors written by train')
     .option('--n <n>', 'number of samples', positiveInt, 10000)
-    .option('--steps-per-level <n>', 'Langevin steps T at each noise level (default: the checkpoint\'s, 100)', positiveInt)
-    .option('--step-lr <x>', 'step size ε, with α_i = ε σ_i²/σ_L² and x ← x + α_i/2·s + √α_i·z (default: the checkpoint\'s)', positiveNumber)
-    .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L)')
+    .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP} (default: the checkpoint's, ald)`).choices(['ald', 'pc']))
+    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each noise level (default: the checkpoint\'s, 100)', positiveInt)
+    .option('--step-lr <x>', `${STEP_LR_HELP} (default: the checkpoint's)`, positiveNumberOrAuto)
+    .option('--snr <x>', `${SNR_HELP} (default: the checkpoint's, 0.16)`, positiveNumber)
+    .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L) (default: the checkpoint\'s, off)')
+    .option('--no-denoise', 'do not finish with the denoising step')
+    .option('--animate <file.gif>', 'also record the particles\' paths as an animated GIF (2-D data)')
+    .option('--frames <n>', 'about this many frames in the animation', positiveInt, 100)
     .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
     .option('--out <file>', 'output file: .npy, .csv or .png (2-D scatter plot)', 'samples.npy')
     .option('--device <device>', DEVICE_HELP, device, 'auto')

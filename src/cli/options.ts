@@ -23,7 +23,7 @@ export function nonNegativeInt(value: string): number {
 export function positiveNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
-    throw new InvalidArgumentError(value === 'auto' ? "It must be a positive number ('auto' is only for --sigma-begin)." : 'It must be a positive number.');
+    throw new InvalidArgumentError(value === 'auto' ? 'It must be a positive number (this option has no auto).' : 'It must be a positive number.');
   }
   return n;
 }
@@ -37,6 +37,13 @@ export function device(value: string): Device {
 
 export function positiveNumberOrAuto(value: string): number | 'auto' {
   return value === 'auto' ? 'auto' : positiveNumber(value);
+}
+
+export function levelCountOrAuto(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const n = positiveInt(value);
+  if (n < 2) throw new InvalidArgumentError('It must be an integer ≥ 2, or auto.');
+  return n;
 }
 
 export function unitInterval(value: string): number {

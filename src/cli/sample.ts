@@ -1,28 +1,44 @@
-// `ncsn-cuda sample`: draw samples from a checkpoint by annealed Langevin dynamics.
+// `ncsn-cuda sample`: draw samples from a checkpoint by annealed Langevin dynamics or the
+// predictor-corrector sampler, and optionally record the particles' paths as an animated GIF.
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { NcsnModel, type Device } from '../index.js';
+import { NcsnModel, type Device, type SamplerPosition } from '../index.js';
 import { loadDataset } from '../data/index.js';
 import { writeNpy } from '../data/npy.js';
 import { formatCsv } from '../data/csv.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
+import { renderAnimation } from '../render/animation.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
+import { applySamplingFlags, samplerName, type SamplingFlags } from './sampling.js';
 
-export interface SampleFlags {
+export interface SampleFlags extends SamplingFlags {
   checkpoint: string;
   n: number;
-  stepsPerLevel?: number;
-  stepLr?: number;
-  denoise?: boolean;
+  animate?: string;
+  frames: number;
   seed: number;
   out: string;
   device: Device;
 }
 
 const FORMATS = ['.npy', '.csv', '.png'];
+/** The particles an animation follows: more add drawing time and hide each other. */
+const ANIMATED_PARTICLES = 10_000;
+
+// The training data behind the samples in a picture, when the checkpoint names it and it can still
+// be read; a moved training file leaves the picture with the samples alone.
+function loadReference(model: NcsnModel): Float32Array | undefined {
+  const spec = model.config.data;
+  if (!spec) return undefined;
+  try {
+    return loadDataset(spec, { seed: model.config.seed }).data;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function sample(flags: SampleFlags): Promise<number> {
   const ext = path.extname(flags.out).toLowerCase();
@@ -35,37 +51,71 @@ export async function sample(flags: SampleFlags): Promise<number> {
   if (ext === '.png' && dim !== 2) {
     throw new UsageError(`--out ${flags.out}: a .png scatter plot needs 2-D data, and this model's data is ${dim}-D`);
   }
+  if (flags.animate !== undefined) {
+    if (path.extname(flags.animate).toLowerCase() !== '.gif') {
+      throw new UsageError(`--animate ${flags.animate}: the animation is written as a .gif`);
+    }
+    if (dim !== 2) throw new UsageError(`--animate draws 2-D particles, and this model's data is ${dim}-D`);
+  }
+  const { sampling, stepLrNote } = applySamplingFlags(model.config.sampling, model.config.sigmas, flags);
+  if (stepLrNote) process.stderr.write(`ε = ${sampling.stepLr.toPrecision(3)}: ${stepLrNote}\n`);
+
+  const frames: Float32Array[] = [];
+  const captions: string[] = [];
+  const levels = model.config.sigmas.length;
+  const caption = (at: SamplerPosition) => {
+    if (at.level === 0 && at.step === 0) {
+      return sampling.sampler === 'pc' ? 'start: N(0, σ₁² I)' : `start: uniform in [${sampling.initLow}, ${sampling.initHigh}]²`;
+    }
+    const sigma = model.config.sigmas[at.level];
+    const last = at.level === levels - 1 && at.step === sampling.stepsPerLevel;
+    return `level ${at.level + 1} of ${levels}, σ = ${Number(sigma.toPrecision(3))}, step ${at.step} of ${sampling.stepsPerLevel}${last && sampling.denoise ? ', denoised' : ''}`;
+  };
   const samples = await model.sample({
+    ...sampling,
     n: flags.n,
     seed: flags.seed,
-    ...(flags.stepsPerLevel !== undefined ? { stepsPerLevel: flags.stepsPerLevel } : {}),
-    ...(flags.stepLr !== undefined ? { stepLr: flags.stepLr } : {}),
-    ...(flags.denoise !== undefined ? { denoise: flags.denoise } : {}),
+    ...(flags.animate !== undefined
+      ? {
+          frameEvery: Math.max(1, Math.ceil((levels * sampling.stepsPerLevel) / flags.frames)),
+          onFrame: (particles: Float32Array, at: SamplerPosition) => {
+            frames.push(particles.slice(0, 2 * ANIMATED_PARTICLES));
+            captions.push(caption(at));
+          },
+        }
+      : {}),
   });
+  const reference = ext === '.png' || flags.animate !== undefined ? loadReference(model) : undefined;
   fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
   if (ext === '.npy') writeFileAtomic(flags.out, writeNpy(samples, [flags.n, dim]));
   else if (ext === '.csv') writeFileAtomic(flags.out, formatCsv(samples, flags.n, dim));
   else {
     const spec = model.config.data;
-    let reference: Float32Array | undefined;
-    if (spec) {
-      try {
-        reference = loadDataset(spec, { seed: model.config.seed }).data;
-      } catch {
-        reference = undefined; // the training file may have moved; the plot then shows the samples alone
-      }
-    }
     const subtitle = spec === 'toy:mixture' ? `(5,5) mode: ${mixtureReport(samples).fraction.toFixed(3)} of the samples (truth 0.800)` : undefined;
     writeFileAtomic(
       flags.out,
       renderScatter({
         samples,
         reference,
-        title: `${spec ?? 'samples'}: ${flags.n.toLocaleString('en-US')} samples, annealed Langevin`,
+        title: `${spec ?? 'samples'}: ${flags.n.toLocaleString('en-US')} samples, ${samplerName(sampling)}`,
         subtitle,
       }),
     );
   }
-  process.stdout.write(`${flags.out}\n`);
+  const written = [flags.out];
+  if (flags.animate !== undefined) {
+    fs.mkdirSync(path.dirname(path.resolve(flags.animate)), { recursive: true });
+    writeFileAtomic(
+      flags.animate,
+      renderAnimation({
+        frames,
+        captions,
+        reference,
+        title: `${model.config.data ?? 'samples'}: ${samplerName(sampling)}${flags.n > ANIMATED_PARTICLES ? `, ${ANIMATED_PARTICLES.toLocaleString('en-US')} of ${flags.n.toLocaleString('en-US')} particles` : ''}`,
+      }),
+    );
+    written.push(flags.animate);
+  }
+  process.stdout.write(`${written.join('\n')}\n`);
   return 0;
 }

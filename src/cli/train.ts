@@ -3,17 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 
-import { NcsnModel, type Device, type ModelKind, type TrainProgress } from '../index.js';
+import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type TrainProgress } from '../index.js';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { writeNpy } from '../data/npy.js';
-import { geometricSigmas } from '../schedule.js';
+import { geometricSigmas, levelsForOverlap } from '../schedule.js';
 import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
+import { applySamplingFlags, describeSampler, samplerName, type SamplingFlags } from './sampling.js';
 import { plotRun, plotScore } from './plot.js';
 
-export interface TrainFlags {
+export interface TrainFlags extends SamplingFlags {
   data?: string;
   model?: ModelKind;
   steps?: number;
@@ -22,7 +23,7 @@ export interface TrainFlags {
   sigmaBegin?: number | 'auto';
   sigmaEnd?: number;
   ema?: number;
-  levels?: number;
+  levels?: number | 'auto';
   seed?: number;
   device: Device;
   out?: string;
@@ -96,7 +97,11 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     if (steps < model.step) {
       throw new UsageError(`--steps ${steps} is the run's total and it has already done ${model.step}`);
     }
-    return { model, dataset, out: flags.out ?? flags.resume, steps, why: 'from the checkpoint' };
+    // the sampling settings do not touch training, so a resumed run may change them
+    const { sampling, stepLrNote } = applySamplingFlags(model.config.sampling, model.config.sigmas, flags);
+    Object.assign(model.config.sampling, sampling);
+    const why = ['from the checkpoint', stepLrNote].filter((w) => w !== null).join('; ');
+    return { model, dataset, out: flags.out ?? flags.resume, steps, why };
   }
   const data = flags.data ?? 'toy:mixture';
   const kind = flags.model ?? 'mlp';
@@ -110,24 +115,40 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
   const technique1 = flags.sigmaBegin === 'auto' || (flags.sigmaBegin === undefined && !d);
   const sigmaBegin = technique1 ? maxPairwiseDistance(dataset) : ((flags.sigmaBegin as number | undefined) ?? d!.sigmaBegin);
   const sigmaEnd = flags.sigmaEnd ?? d?.sigmaEnd ?? sigmaBegin / 100;
-  const levels = flags.levels ?? d?.levels ?? 10;
-  const defaulted = [flags.sigmaBegin === undefined && d ? 'σ_1' : '', flags.sigmaEnd === undefined && d ? 'σ_L' : '']
-    .filter((w) => w !== '')
-    .join(' and ');
-  const why = [
-    technique1 ? 'σ_1 is the largest distance between training points (NCSNv2 Technique 1)' : '',
-    defaulted ? `${defaulted} from ${data}'s defaults` : '',
-    flags.sigmaEnd === undefined && !d ? 'σ_L = σ_1/100' : '',
-    'ε = 0.1 σ_L²',
-  ]
-    .filter((w) => w !== '')
-    .join('; ');
   if (!(sigmaEnd < sigmaBegin)) {
     throw new UsageError(`--sigma-end (${sigmaEnd}) must be smaller than --sigma-begin (${sigmaBegin})`);
   }
+  const reasons: string[] = [];
+  if (technique1) reasons.push('σ_1 is the largest distance between training points (NCSNv2 Technique 1)');
+  const defaulted = [flags.sigmaBegin === undefined && d ? 'σ_1' : '', flags.sigmaEnd === undefined && d ? 'σ_L' : '']
+    .filter((w) => w !== '')
+    .join(' and ');
+  if (defaulted) reasons.push(`${defaulted} from ${data}'s defaults`);
+  if (flags.sigmaEnd === undefined && !d) reasons.push('σ_L = σ_1/100');
+
+  let levels = typeof flags.levels === 'number' ? flags.levels : (d?.levels ?? 10);
+  if (flags.levels === 'auto') {
+    const t2 = levelsForOverlap(dataset.dim, sigmaBegin, sigmaEnd);
+    if (t2.levels === null) reasons.push(`L = ${levels}, the default: ${t2.reason}`);
+    else {
+      levels = t2.levels;
+      reasons.push(
+        `L = ${levels} keeps neighbouring levels' noise shells overlapping by at least ${fmt(t2.overlap, 2)} in ${dataset.dim}-D (NCSNv2 Technique 2)`,
+      );
+    }
+  }
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
-  // α_L = ε = 0.1 σ_L²: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale.
-  const stepLr = 0.1 * sigmaEnd * sigmaEnd;
+
+  // α_L = ε = 0.1 σ_L² unless asked otherwise: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale.
+  const defaultStepLr = 0.1 * sigmaEnd * sigmaEnd;
+  const { sampling, stepLrNote } = applySamplingFlags(
+    { ...SAMPLING_DEFAULTS, stepLr: defaultStepLr },
+    sigmas,
+    flags,
+  );
+  if (stepLrNote) reasons.push(stepLrNote);
+  else if (flags.stepLr === undefined) reasons.push('ε = 0.1 σ_L²');
+  const why = reasons.join('; ');
   const [initLow, initHigh] = d ? [-8, 8] : dataRange(dataset);
   const model = NcsnModel.create({
     model: kind,
@@ -138,7 +159,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     batchSize: flags.batchSize ?? 128,
     emaDecay: flags.ema ?? 0.999,
     data,
-    sampling: { stepLr, initLow, initHigh },
+    sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
   });
   return { model, dataset, out: flags.out ?? timestampDir(), steps: flags.steps ?? d?.steps ?? 5000, why };
@@ -155,7 +176,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     `model: ${cfg.model}${cfg.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
   log(
-    `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}, Langevin ε = ${fmt(cfg.sampling.stepLr)} (${why})`,
+    `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}; sampling: ${describeSampler(cfg.sampling)} (${why})`,
   );
 
   const logFile = path.join(out, 'log.jsonl');
@@ -255,7 +276,7 @@ export async function train(flags: TrainFlags): Promise<number> {
   const samples = await model.sample({ n: SUMMARY_SAMPLES, seed: cfg.seed });
   const s = model.config.sampling;
   log(
-    `sampled ${SUMMARY_SAMPLES.toLocaleString('en-US')} points by annealed Langevin (T = ${s.stepsPerLevel}, ε = ${s.stepLr}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `sampled ${SUMMARY_SAMPLES.toLocaleString('en-US')} points by ${describeSampler(s)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   const written = [checkpoint, logFile];
   if (fs.statSync(logFile).size > 0) written.push(plotRun(out));
@@ -270,7 +291,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     const png = renderScatter({
       samples,
       reference: dataset.data,
-      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${cfg.model === 'mlp' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, annealed Langevin`,
+      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${cfg.model === 'mlp' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, ${samplerName(cfg.sampling)}`,
       subtitle,
     });
     const file = path.join(out, 'samples.png');
