@@ -1,9 +1,9 @@
 // The public library API: create or load a model, train it on a dataset, sample from it, save it.
 import { addon, type NativeModel, type NativeTensor } from './native.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
-import { MIXTURE } from './data/index.js';
+import { MIXTURE, type ImageShape } from './data/index.js';
 
-export { loadDataset, DataError, TOY_NAMES, MIXTURE, type Dataset, type NoiseDefaults } from './data/index.js';
+export { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE, type Dataset, type ImageShape, type NoiseDefaults } from './data/index.js';
 export { geometricSigmas, langevinStep, levelsForOverlap, stepLrForLevels, shellOverlap } from './schedule.js';
 export type { LevelsForOverlap, StepLrForLevels } from './schedule.js';
 export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
@@ -56,6 +56,14 @@ export interface ModelConfig {
   sampling: SamplingDefaults;
   /** exact:mixture only: the mixture Σ w_k N(μ_k, variance·I) whose perturbed score it computes. */
   mixture: MixtureSpec | null;
+  /** When a point is an image: how pictures draw it (the model itself sees a flat vector). */
+  image: ImageSpec | null;
+}
+
+/** An image layout whose product is dataDim, and the values drawn as black and white. */
+export interface ImageSpec extends ImageShape {
+  low: number;
+  high: number;
 }
 
 export interface MixtureSpec {
@@ -205,6 +213,7 @@ export class NcsnModel {
     const config: ModelConfig = {
       ...defaults,
       data: null,
+      image: null,
       ...rest,
       sampling: { ...SAMPLING_DEFAULTS, ...sampling },
       mixture: null,
@@ -216,6 +225,16 @@ export class NcsnModel {
         throw new RangeError(`every mixture mean must have dataDim = ${config.dataDim} coordinates`);
       }
       config.mixture = m;
+    }
+    const image = config.image;
+    if (image) {
+      const { channels: c, height: h, width: w, low, high } = image;
+      if (![c, h, w].every((v) => Number.isInteger(v) && v >= 1) || c * h * w !== config.dataDim) {
+        throw new RangeError(`image ${c}×${h}×${w} does not lay out dataDim = ${config.dataDim} values`);
+      }
+      if (!(Number.isFinite(low) && Number.isFinite(high) && low < high)) {
+        throw new RangeError(`an image's black and white values need low < high (got ${low} and ${high})`);
+      }
     }
     return new NcsnModel(config, device, threads, {
       ...(precision ? { precision } : {}),
@@ -239,6 +258,7 @@ export class NcsnModel {
     }
     // checkpoints from before a sampling setting existed take its default
     config.sampling = { ...SAMPLING_DEFAULTS, ...config.sampling };
+    config.image ??= null;
     const { device = 'auto', threads = 0, ...backend } = options;
     const model = new NcsnModel(config, device, threads, backend);
     try {

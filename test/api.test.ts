@@ -102,6 +102,10 @@ describe('the library API', () => {
     expect(() => NcsnModel.create({ sigmas: [1, 2] })).toThrow(/decreasing/);
     expect(() => NcsnModel.create({ sigmas: W1_SIGMAS, width: 0 })).toThrow(/width/);
     expect(() => NcsnModel.create({ sigmas: W1_SIGMAS, lr: -1 })).toThrow(/lr/);
+    const image = { channels: 1, height: 3, width: 3, low: 0, high: 1 };
+    expect(() => NcsnModel.create({ sigmas: W1_SIGMAS, image })).toThrow(/image 1×3×3 does not lay out dataDim = 2 values/);
+    expect(() => NcsnModel.create({ sigmas: W1_SIGMAS, dataDim: 9, image: { ...image, low: 1 } })).toThrow(/low < high/);
+    expect(NcsnModel.create({ sigmas: W1_SIGMAS, dataDim: 9, image }).config.image).toEqual(image);
     const model = NcsnModel.create({ sigmas: W1_SIGMAS });
     const data = loadDataset('toy:mixture', { seed: 0, toySize: 1000 });
     await expect(model.train({ data: new Float32Array(9), rows: 3, dim: 3 }, { steps: 1 })).rejects.toThrow(/dimension/);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
 
-import { loadDataset, DataError, TOY_NAMES, MIXTURE } from '../src/data/index.js';
+import { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE } from '../src/data/index.js';
 import { parseNpy, writeNpy } from '../src/data/npy.js';
 import { parseCsv, formatCsv } from '../src/data/csv.js';
 
@@ -29,15 +29,15 @@ describe('.npy files', () => {
   it('round-trips what writeNpy writes', () => {
     const data = Float32Array.from([1, 2, 3, 4, 5, 6]);
     const back = parseNpy(writeNpy(data, [3, 2]), 'x.npy');
-    expect(back).toEqual({ data, rows: 3, cols: 2 });
+    expect(back).toEqual({ data, rows: 3, cols: 2, shape: [2] });
     expect(writeNpy(data, [3, 2]).indexOf(0x0a) % 64).toBe(63); // header ends on a 64-byte boundary
   });
 
   it('reads float64 and float32 with any trailing shape, in versions 1 to 3', () => {
-    expect(parseNpy(npy('<f8', '3,', f64([1, 2, 3])), 'a.npy')).toEqual({ data: Float32Array.from([1, 2, 3]), rows: 3, cols: 1 });
-    expect(parseNpy(npy('<f4', '2, 3', f32([1, 2, 3, 4, 5, 6])), 'b.npy')).toEqual({ data: Float32Array.from([1, 2, 3, 4, 5, 6]), rows: 2, cols: 3 });
+    expect(parseNpy(npy('<f8', '3,', f64([1, 2, 3])), 'a.npy')).toEqual({ data: Float32Array.from([1, 2, 3]), rows: 3, cols: 1, shape: [1] });
+    expect(parseNpy(npy('<f4', '2, 3', f32([1, 2, 3, 4, 5, 6])), 'b.npy')).toEqual({ data: Float32Array.from([1, 2, 3, 4, 5, 6]), rows: 2, cols: 3, shape: [3] });
     const eight = [1, 2, 3, 4, 5, 6, 7, 8];
-    expect(parseNpy(npy('<f8', '2, 2, 2', f64(eight), 'False', 2), 'c.npy')).toEqual({ data: Float32Array.from(eight), rows: 2, cols: 4 });
+    expect(parseNpy(npy('<f8', '2, 2, 2', f64(eight), 'False', 2), 'c.npy')).toEqual({ data: Float32Array.from(eight), rows: 2, cols: 4, shape: [2, 2] });
     expect(parseNpy(npy('<f4', '4, 2', f32(eight), 'False', 3), 'd.npy')).toMatchObject({ rows: 4, cols: 2 });
     expect(parseNpy(npy('|f4', '2, 1', f32([0.5, -1])), 'e.npy').data).toEqual(Float32Array.from([0.5, -1]));
   });
@@ -60,8 +60,8 @@ describe('.npy files', () => {
 
 describe('.csv files', () => {
   it('reads points with or without a header, LF or CRLF', () => {
-    expect(parseCsv('1,2\n3,4\n', 'a.csv')).toEqual({ data: Float32Array.from([1, 2, 3, 4]), rows: 2, cols: 2 });
-    expect(parseCsv('x,y\r\n1.5,-2\r\n\r\n3e2,4\r\n', 'b.csv')).toEqual({ data: Float32Array.from([1.5, -2, 300, 4]), rows: 2, cols: 2 });
+    expect(parseCsv('1,2\n3,4\n', 'a.csv')).toEqual({ data: Float32Array.from([1, 2, 3, 4]), rows: 2, cols: 2, shape: [2] });
+    expect(parseCsv('x,y\r\n1.5,-2\r\n\r\n3e2,4\r\n', 'b.csv')).toEqual({ data: Float32Array.from([1.5, -2, 300, 4]), rows: 2, cols: 2, shape: [2] });
     const text = formatCsv(Float32Array.from([0.1, 2, 3, 4]), 2, 2);
     expect(parseCsv(text, 'c.csv').data).toEqual(Float32Array.from([0.1, 2, 3, 4]));
   });
@@ -113,7 +113,9 @@ describe('datasets', () => {
     fs.writeFileSync(path.join(dir, 'p.npy'), writeNpy(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]));
     fs.writeFileSync(path.join(dir, 'p.csv'), 'a,b\n1,2\n3,4\n');
     expect(loadDataset(path.join(dir, 'p.npy'), { seed: 0 })).toMatchObject({ rows: 2, dim: 3, defaults: null });
-    expect(loadDataset(path.join(dir, 'p.csv'), { seed: 0 })).toMatchObject({ rows: 2, dim: 2 });
+    expect(loadDataset(path.join(dir, 'p.csv'), { seed: 0 })).toMatchObject({ rows: 2, dim: 2, shape: [2] });
+    fs.writeFileSync(path.join(dir, 'img.npy'), writeNpy(new Float32Array(2 * 3 * 4 * 5), [2, 3, 4, 5]));
+    expect(loadDataset(path.join(dir, 'img.npy'), { seed: 0 })).toMatchObject({ rows: 2, dim: 60, shape: [3, 4, 5] });
     const rejects = (spec: string, message: RegExp, toySize?: number) => {
       expect(() => loadDataset(spec, { seed: 0, toySize })).toThrow(DataError);
       expect(() => loadDataset(spec, { seed: 0, toySize })).toThrow(message);
@@ -126,5 +128,16 @@ describe('datasets', () => {
     rejects('toy:__proto__', /unknown toy dataset/);
     rejects('toy:mixture', /toySize must be a positive integer, not 0/, 0);
     rejects('data.txt', /unknown data 'data\.txt': give toy:<name> \(mixture, .*\) or a path ending in \.npy or \.csv/);
+  });
+});
+
+describe('images', () => {
+  it('are (H, W) grey or (C, H, W) with 1 or 3 channels first, each side at least 2', () => {
+    expect(imageShape([28, 28])).toEqual({ channels: 1, height: 28, width: 28 });
+    expect(imageShape([1, 28, 28])).toEqual({ channels: 1, height: 28, width: 28 });
+    expect(imageShape([3, 32, 16])).toEqual({ channels: 3, height: 32, width: 16 });
+    for (const notImage of [[2], [784], [2, 1], [1, 5], [2, 8, 8], [4, 8, 8], [3, 1, 8], [8, 8, 3], [1, 2, 3, 4]]) {
+      expect(imageShape(notImage)).toBeNull();
+    }
   });
 });

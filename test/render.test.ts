@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import { drawScatter, renderScatter } from '../src/render/scatter.js';
-import { type AnimationOptions, renderAnimation } from '../src/render/animation.js';
+import { type AnimationOptions, renderAnimation, renderImageAnimation } from '../src/render/animation.js';
+import { renderImageGrid } from '../src/render/images.js';
 
 // Seeded normal deviates (mulberry32 + Box–Muller), so that every run draws the same picture.
 function normals(seed: number): () => number {
@@ -364,5 +365,77 @@ describe('renderAnimation', () => {
     refused({ delayMs: 5 }, RangeError, /delayMs must be between 20 and 655350 ms, not 5/);
     refused({ holdLastMs: NaN }, RangeError, /holdLastMs/);
     refused({ bounds: [0, 1, 1, 1] }, RangeError, /empty plot bounds/);
+  });
+});
+
+/** The RGB of pixel (x, y). */
+const pixel = (picture: Picture, x: number, y: number) => Array.from(picture.data.subarray(4 * (y * picture.width + x), 4 * (y * picture.width + x) + 3));
+
+describe('renderImageGrid', () => {
+  const grey = { channels: 1, height: 2, width: 3, low: 0, high: 1 };
+
+  it('lays the images out in a square grid, each pixel a block of its grey', () => {
+    // four 2×3 images: 2 columns, blocks of min(720/(2·3), 720/(2·2)) = 120 px, gaps of 60
+    const images = Float32Array.from({ length: 24 }, (_, i) => (i % 6) / 5);
+    images[23] = 7; // beyond white
+    images[18] = -3; // beyond black
+    images[13] = NaN;
+    const png = decode(renderImageGrid({ images, image: grey, title: 'four images' }));
+    expect([png.width, png.height]).toEqual([40 + 2 * 360 + 60 + 40, 80 + 2 * 240 + 60 + 40]);
+    // image i, its pixel (x, y), at the centre of the block
+    const at = (i: number, x: number, y: number) =>
+      pixel(png, 40 + (i % 2) * 420 + x * 120 + 60, 80 + Math.floor(i / 2) * 300 + y * 120 + 60);
+    expect(at(0, 0, 0)).toEqual([0, 0, 0]);
+    expect(at(0, 2, 0)).toEqual([102, 102, 102]);
+    expect(at(1, 1, 1)).toEqual([204, 204, 204]);
+    expect(at(2, 1, 0)).toEqual([220, 40, 40]); // the NaN
+    expect(at(3, 0, 0)).toEqual([0, 0, 0]);
+    expect(at(3, 2, 1)).toEqual([255, 255, 255]);
+    // the gap between the columns stays white, and the title is drawn above the grid
+    expect(pixel(png, 40 + 360 + 30, 200)).toEqual([255, 255, 255]);
+    expect(scan(png, (r) => r < 128, [0, 1, 0, 70 / png.height]).count).toBeGreaterThan(50);
+  });
+
+  it('maps [low, high] to black and white in each colour channel', () => {
+    const image = { channels: 3, height: 2, width: 2, low: -1, high: 1 };
+    // red plane −1 → 0, green plane 1 → 255, blue plane 0 → 128
+    const images = Float32Array.from([-1, -1, -1, -1, 1, 1, 1, 1, 0, 0, 0, 0]);
+    const png = decode(renderImageGrid({ images, image }));
+    expect(pixel(png, 100, 200)).toEqual([0, 255, 128]);
+  });
+
+  it('draws up to 64 images by default, or the count asked for', () => {
+    const image = { channels: 1, height: 4, width: 4, low: 0, high: 1 };
+    const images = new Float32Array(100 * 16).fill(0.5);
+    // 8 columns of 4·22 px
+    expect(decode(renderImageGrid({ images, image })).width).toBe(80 + 8 * 88 + 7 * 11);
+    expect(decode(renderImageGrid({ images, image, count: 9 })).width).toBe(80 + 3 * 240 + 2 * 30);
+    expect(() => renderImageGrid({ images, image, count: 101 })).toThrow(/hold 100 images of 16, not 101/);
+    expect(() => renderImageGrid({ images, image, count: 0 })).toThrow(/at least one image/);
+  });
+});
+
+describe('renderImageAnimation', () => {
+  const image = { channels: 1, height: 4, width: 4, low: 0, high: 1 };
+
+  it('films the grid, one frame per step, over a title that stays put', () => {
+    const frames = [0.1, 0.5, 0.9].map((v) => new Float32Array(4 * 16).fill(v));
+    const gif = decodeGif(renderImageAnimation({ frames, captions: ['a', 'b', 'c'], image, title: 'bars' }));
+    expect(gif.frames.map((f) => f.delayMs)).toEqual([80, 80, 2000]);
+    // 2 columns of 4·90 px; the centre of the first image, in 128 palette greys (every other level)
+    const centre = (f: Picture) => pixel(f, 40 + 180, 80 + 180)[0];
+    expect(Math.abs(centre(gif.frames[0]) - 26)).toBeLessThanOrEqual(1);
+    expect(Math.abs(centre(gif.frames[1]) - 128)).toBeLessThanOrEqual(1);
+    expect(Math.abs(centre(gif.frames[2]) - 230)).toBeLessThanOrEqual(1);
+    expect(Buffer.from(rows(gif.frames[0], 0, 0.05)).equals(rows(gif.frames[2], 0, 0.05))).toBe(true);
+  });
+
+  it('rejects frames that are not whole images', () => {
+    expect(() => renderImageAnimation({ frames: [new Float32Array(17)], captions: ['a'], image })).toThrow(
+      /renderImageAnimation: frame 0 has 17 values, not n×16/,
+    );
+    expect(() =>
+      renderImageAnimation({ frames: [new Float32Array(32), new Float32Array(16)], captions: ['a', 'b'], image }),
+    ).toThrow(/frame 1 holds 1 images and frame 0 holds 2/);
   });
 });

@@ -33,7 +33,7 @@ export function parseCsv(text: string, source: string): Points {
     rows++;
   }
   if (rows === 0) throw new DataError(`${source}: no data rows`);
-  return { data: Float32Array.from(values), rows, cols };
+  return { data: Float32Array.from(values), rows, cols, shape: [cols] };
 }
 
 export function formatCsv(data: Float32Array, rows: number, cols: number): string {

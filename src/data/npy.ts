@@ -1,5 +1,6 @@
 // NumPy .npy files (format versions 1.0, 2.0, 3.0): little-endian float32 or float64, C order.
-// The first axis counts the points; any further axes are flattened into the point's dimension.
+// The first axis counts the points; any further axes are flattened into the point's dimension, and
+// kept as its shape (an image's channels, height and width).
 import { DataError, type Points } from './points.js';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
@@ -50,7 +51,7 @@ export function parseNpy(buf: Buffer, source: string): Points {
       fail(Number.isFinite(v) ? `value ${v} ${at} is beyond float32's range` : `non-finite value ${at} (${v})`);
     }
   }
-  return { data, rows, cols };
+  return { data, rows, cols, shape: shape.length > 1 ? shape.slice(1) : [1] };
 }
 
 export function writeNpy(data: Float32Array, shape: number[]): Buffer {

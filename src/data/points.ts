@@ -4,6 +4,8 @@ export interface Points {
   data: Float32Array;
   rows: number;
   cols: number;
+  /** The shape of one point as stored, e.g. [28, 28] for images; its product is cols. */
+  shape: number[];
 }
 
 /** A problem with input data, reported to the user as one line. */

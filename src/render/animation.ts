@@ -1,7 +1,10 @@
-// Sampling as a film: the particles at each recorded step, drawn as in samples.png over the fixed
-// axes of the final picture, as a GIF that loops forever.
+// Sampling as a film, a GIF that loops forever: 2-D particles at each recorded step, drawn as in
+// samples.png over the fixed axes of the final picture, or a grid of images at each recorded step.
 import { createRequire } from 'node:module';
 import type * as Gifenc from 'gifenc';
+import type { Canvas } from './canvas.js';
+import { drawImages, gridCount, layoutImageGrid } from './images.js';
+import type { ImageSpec } from '../index.js';
 import {
   type Bounds,
   defaultBounds,
@@ -35,36 +38,47 @@ export interface AnimationOptions {
   height?: number;
 }
 
+export interface ImageAnimationOptions {
+  /** The images at each recorded step: n × channels × height × width, the same n in every frame. */
+  frames: Float32Array[];
+  captions: string[];
+  image: ImageSpec;
+  /** How many of the images to draw, from the first: all of them up to 64 by default. */
+  count?: number;
+  title?: string;
+  delayMs?: number;
+  holdLastMs?: number;
+}
+
 type Palette = Gifenc.Palette;
 
 // Browsers play GIF delays under 20 ms as 100 ms, and the format stores hundredths of a second in 16 bits.
 const MIN_DELAY_MS = 20;
 const MAX_DELAY_MS = 655_350;
 
-function checkDelay(name: string, ms: number): number {
+function checkDelay(who: string, name: string, ms: number): number {
   if (!(ms >= MIN_DELAY_MS && ms <= MAX_DELAY_MS)) {
-    throw new RangeError(`renderAnimation: ${name} must be between ${MIN_DELAY_MS} and ${MAX_DELAY_MS} ms, not ${ms}`);
+    throw new RangeError(`${who}: ${name} must be between ${MIN_DELAY_MS} and ${MAX_DELAY_MS} ms, not ${ms}`);
   }
   return ms;
 }
 
-function checkFrames(frames: unknown, captions: unknown): void {
-  if (!Array.isArray(frames)) throw new TypeError('renderAnimation: frames must be an array of Float32Array');
-  if (frames.length === 0) throw new RangeError('renderAnimation: no frames to draw');
+// Every frame n points of `size` values, the same n throughout, and a caption for each.
+function checkFrames(who: string, frames: unknown, captions: unknown, size: number, points: string): void {
+  if (!Array.isArray(frames)) throw new TypeError(`${who}: frames must be an array of Float32Array`);
+  if (frames.length === 0) throw new RangeError(`${who}: no frames to draw`);
   frames.forEach((frame, i) => {
-    if (!(frame instanceof Float32Array)) throw new TypeError(`renderAnimation: frame ${i} is not a Float32Array`);
-    if (frame.length % 2 !== 0) throw new RangeError(`renderAnimation: frame ${i} has ${frame.length} values, not n×2`);
+    if (!(frame instanceof Float32Array)) throw new TypeError(`${who}: frame ${i} is not a Float32Array`);
+    if (frame.length % size !== 0) throw new RangeError(`${who}: frame ${i} has ${frame.length} values, not n×${size}`);
     if (frame.length !== frames[0].length) {
-      throw new RangeError(
-        `renderAnimation: frame ${i} holds ${frame.length / 2} particles and frame 0 holds ${frames[0].length / 2}`,
-      );
+      throw new RangeError(`${who}: frame ${i} holds ${frame.length / size} ${points} and frame 0 holds ${frames[0].length / size}`);
     }
   });
   if (!Array.isArray(captions) || !captions.every((c) => typeof c === 'string')) {
-    throw new TypeError('renderAnimation: captions must be an array of strings');
+    throw new TypeError(`${who}: captions must be an array of strings`);
   }
   if (captions.length !== frames.length) {
-    throw new RangeError(`renderAnimation: ${captions.length} captions for ${frames.length} frames`);
+    throw new RangeError(`${who}: ${captions.length} captions for ${frames.length} frames`);
   }
 }
 
@@ -107,9 +121,9 @@ class NearestColour {
 }
 
 export function renderAnimation(o: AnimationOptions): Buffer {
-  checkFrames(o.frames, o.captions);
-  const delayMs = checkDelay('delayMs', o.delayMs ?? 80);
-  const holdLastMs = checkDelay('holdLastMs', o.holdLastMs ?? 2000);
+  checkFrames('renderAnimation', o.frames, o.captions, 2, 'particles');
+  const delayMs = checkDelay('renderAnimation', 'delayMs', o.delayMs ?? 80);
+  const holdLastMs = checkDelay('renderAnimation', 'holdLastMs', o.holdLastMs ?? 2000);
   const lastAt = o.frames.length - 1;
   const last = finitePoints(o.frames[lastAt]);
   const reference = finitePoints(o.reference);
@@ -131,17 +145,44 @@ export function renderAnimation(o: AnimationOptions): Buffer {
 
   // Particles are clipped to the plot, so they never touch the axes or titles in the background;
   // the legend, which lies inside the plot, goes over them as in samples.png.
-  const drawFrame = (at: number): Uint8Array => {
+  return encodeFilm(canvas, o.frames.length, delayMs, holdLastMs, (at) => {
     canvas.rgba.set(background);
     drawSamples(scatter, finitePoints(o.frames[at]));
     canvas.titles(plot.left, undefined, o.captions[at]);
     if (legendAt) canvas.legend(legend, ...legendAt);
     return canvas.rgba;
-  };
+  });
+}
 
+export function renderImageAnimation(o: ImageAnimationOptions): Buffer {
+  const size = o.image.channels * o.image.height * o.image.width;
+  checkFrames('renderImageAnimation', o.frames, o.captions, size, 'images');
+  const delayMs = checkDelay('renderImageAnimation', 'delayMs', o.delayMs ?? 80);
+  const holdLastMs = checkDelay('renderImageAnimation', 'holdLastMs', o.holdLastMs ?? 2000);
+  const grid = layoutImageGrid(o.image, o.count ?? gridCount(o.frames[0].length / size));
+  const { canvas } = grid;
+  canvas.titles(grid.left, o.title);
+  const background = canvas.rgba.slice();
+  return encodeFilm(canvas, o.frames.length, delayMs, holdLastMs, (at) => {
+    canvas.rgba.set(background);
+    drawImages(grid, o.frames[at]);
+    canvas.titles(grid.left, undefined, o.captions[at]);
+    return canvas.rgba;
+  });
+}
+
+// The pictures drawFrame(0 … count − 1) paints on the canvas, as a GIF.
+function encodeFilm(
+  canvas: Canvas,
+  count: number,
+  delayMs: number,
+  holdLastMs: number,
+  drawFrame: (at: number) => Uint8Array,
+): Buffer {
+  const lastAt = count - 1;
   // One palette for the whole film, so that no colour flickers between frames: from the first frame
-  // (particles spread thin) and the last (particles piled up), which between them hold the colours
-  // of the frames in between.
+  // and the last (particles spread thin and piled up; images all noise and clean), which between
+  // them hold the colours of the frames in between.
   const first = drawFrame(0).slice();
   const final = drawFrame(lastAt).slice();
   const palette = gifPalette([first, final]);
