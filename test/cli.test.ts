@@ -127,9 +127,43 @@ describe('ncsn-cuda train and sample', () => {
     expect(parseNpy(fs.readFileSync(path.join(dir, 'run3', 'samples.npy')), 's.npy').cols).toBe(3);
   });
 
+  it('takes an .npy of (H, W) arrays as images: denoised by default, drawn as a grid, filmed as one', () => {
+    // 300 images of 8×8: one bright bar, a row for even images and a column for odd ones
+    const bars = new Float32Array(300 * 64);
+    for (let i = 0; i < 300; i++)
+      for (let j = 0; j < 8; j++) bars[i * 64 + (i % 2 ? 8 * j + (i % 6) + 1 : 8 * ((i % 6) + 1) + j)] = 1;
+    fs.writeFileSync(path.join(dir, 'bars.npy'), writeNpy(bars, [300, 8, 8]));
+    const r = cli('train', '--data', 'bars.npy', '--steps', '50', '--out', 'runimg');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/300 images of 1×8×8, values 0 \(black\) to 1 \(white\)/);
+    expect(r.stderr).toMatch(/denoised, as NCSNv2 does for images/);
+    const ck = path.join(dir, 'runimg', 'checkpoint.safetensors');
+    const config = readConfig(ck);
+    expect(config.image).toEqual({ channels: 1, height: 8, width: 8, low: 0, high: 1 });
+    expect(config.sampling.denoise).toBe(true);
+    expect(parseNpy(fs.readFileSync(path.join(dir, 'runimg', 'samples.npy')), 's.npy')).toMatchObject({ rows: 64, shape: [8, 8] });
+    // 64 images: 8 columns of 8·11 px with gaps of 6
+    expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'runimg', 'samples.png'))).width).toBe(80 + 8 * 88 + 7 * 6);
+
+    const s = cli('sample', '--checkpoint', ck, '--n', '16', '--steps-per-level', '2', '--out', 'img.png', '--animate', 'img.gif', '--frames', '10');
+    expect(s.code).toBe(0);
+    // 16 images: 4 columns of 8·22 px with gaps of 11
+    expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'img.png'))).width).toBe(80 + 4 * 176 + 3 * 11);
+    // 10 levels × 2 steps in frames of 2 steps, and the start
+    expect(gifFrameCount(fs.readFileSync(path.join(dir, 'img.gif')))).toBe(11);
+    expect(cli('sample', '--checkpoint', ck, '--n', '5', '--steps-per-level', '2', '--out', 'img.npy').code).toBe(0);
+    expect(parseNpy(fs.readFileSync(path.join(dir, 'img.npy')), 'img.npy')).toMatchObject({ rows: 5, cols: 64, shape: [8, 8] });
+
+    const plain = cli('train', '--data', 'bars.npy', '--steps', '10', '--no-denoise', '--out', 'runimg2');
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).not.toMatch(/denoised/);
+    expect(readConfig(path.join(dir, 'runimg2', 'checkpoint.safetensors')).sampling.denoise).toBe(false);
+  });
+
   it('refuses an animation it cannot draw', () => {
     expectRejected(cli('sample', '--checkpoint', path.join(run, 'checkpoint.safetensors'), '--animate', 'a.mp4'), /--animate a\.mp4: the animation is written as a \.gif/);
-    expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--animate', 'a.gif'), /--animate draws 2-D particles, and this model's data is 3-D/);
+    expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--animate', 'a.gif'), /--animate draws 2-D particles or images, and this model's data is 3-D/);
+    expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--out', 'a.png'), /--out a\.png: a \.png draws 2-D points or images, and this model's data is 3-D/);
   });
 
   it('chooses σ_1 by NCSNv2 Technique 1 on request and says so', () => {
@@ -155,7 +189,7 @@ describe('ncsn-cuda train and sample', () => {
     // in 64-D it sets L
     const data = new Float32Array(64 * 300).map((_, i) => Math.sin(i * 0.37) * 2);
     fs.writeFileSync(path.join(dir, 'wide.npy'), writeNpy(data, [300, 64]));
-    const wide = cli('train', '--data', 'wide.npy', '--levels', 'auto', '--steps', '10', '--out', 'auto64');
+    const wide = cli('train', '--data', 'wide.npy', '--levels', 'auto', '--steps', '10', '--steps-per-level', '5', '--out', 'auto64');
     expect(wide.code).toBe(0);
     const config = readConfig(path.join(dir, 'auto64', 'checkpoint.safetensors'));
     const t2 = levelsForOverlap(64, config.sigmas[0], config.sigmas.at(-1));

@@ -9,7 +9,8 @@ import { writeNpy } from '../data/npy.js';
 import { formatCsv } from '../data/csv.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
-import { renderAnimation } from '../render/animation.js';
+import { renderAnimation, renderImageAnimation } from '../render/animation.js';
+import { gridCount, renderImageGrid } from '../render/images.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
 import { applySamplingFlags, samplerName, type SamplingFlags } from './sampling.js';
@@ -48,14 +49,15 @@ export async function sample(flags: SampleFlags): Promise<number> {
   const model = NcsnModel.load(flags.checkpoint, { device: flags.device });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const dim = model.config.dataDim;
-  if (ext === '.png' && dim !== 2) {
-    throw new UsageError(`--out ${flags.out}: a .png scatter plot needs 2-D data, and this model's data is ${dim}-D`);
+  const image = model.config.image;
+  if (ext === '.png' && dim !== 2 && !image) {
+    throw new UsageError(`--out ${flags.out}: a .png draws 2-D points or images, and this model's data is ${dim}-D`);
   }
   if (flags.animate !== undefined) {
     if (path.extname(flags.animate).toLowerCase() !== '.gif') {
       throw new UsageError(`--animate ${flags.animate}: the animation is written as a .gif`);
     }
-    if (dim !== 2) throw new UsageError(`--animate draws 2-D particles, and this model's data is ${dim}-D`);
+    if (dim !== 2 && !image) throw new UsageError(`--animate draws 2-D particles or images, and this model's data is ${dim}-D`);
   }
   const { sampling, stepLrNote } = applySamplingFlags(model.config.sampling, model.config.sigmas, flags);
   if (stepLrNote) process.stderr.write(`ε = ${sampling.stepLr.toPrecision(3)}: ${stepLrNote}\n`);
@@ -65,7 +67,8 @@ export async function sample(flags: SampleFlags): Promise<number> {
   const levels = model.config.sigmas.length;
   const caption = (at: SamplerPosition) => {
     if (at.level === 0 && at.step === 0) {
-      return sampling.sampler === 'pc' ? 'start: N(0, σ₁² I)' : `start: uniform in [${sampling.initLow}, ${sampling.initHigh}]²`;
+      const range = `[${Number(sampling.initLow.toPrecision(3))}, ${Number(sampling.initHigh.toPrecision(3))}]`;
+      return sampling.sampler === 'pc' ? 'start: N(0, σ₁² I)' : `start: uniform in ${range}${dim === 2 ? '²' : ` in each of ${dim} coordinates`}`;
     }
     const sigma = model.config.sigmas[at.level];
     const last = at.level === levels - 1 && at.step === sampling.stepsPerLevel;
@@ -79,17 +82,24 @@ export async function sample(flags: SampleFlags): Promise<number> {
       ? {
           frameEvery: Math.max(1, Math.ceil((levels * sampling.stepsPerLevel) / flags.frames)),
           onFrame: (particles: Float32Array, at: SamplerPosition) => {
-            frames.push(particles.slice(0, 2 * ANIMATED_PARTICLES));
+            frames.push(particles.slice(0, dim * (image ? gridCount(flags.n) : ANIMATED_PARTICLES)));
             captions.push(caption(at));
           },
         }
       : {}),
   });
-  const reference = ext === '.png' || flags.animate !== undefined ? loadReference(model) : undefined;
+  const reference = !image && (ext === '.png' || flags.animate !== undefined) ? loadReference(model) : undefined;
   fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
-  if (ext === '.npy') writeFileAtomic(flags.out, writeNpy(samples, [flags.n, dim]));
-  else if (ext === '.csv') writeFileAtomic(flags.out, formatCsv(samples, flags.n, dim));
-  else {
+  const name = model.config.data ?? 'samples';
+  if (ext === '.npy') {
+    const shape = image ? (image.channels === 1 ? [image.height, image.width] : [image.channels, image.height, image.width]) : [dim];
+    writeFileAtomic(flags.out, writeNpy(samples, [flags.n, ...shape]));
+  } else if (ext === '.csv') writeFileAtomic(flags.out, formatCsv(samples, flags.n, dim));
+  else if (image) {
+    const count = gridCount(flags.n);
+    const of = count < flags.n ? ` (${count} of ${flags.n.toLocaleString('en-US')})` : '';
+    writeFileAtomic(flags.out, renderImageGrid({ images: samples, image, title: `${name}: samples${of}, ${samplerName(sampling)}` }));
+  } else {
     const spec = model.config.data;
     const subtitle = spec === 'toy:mixture' ? `(5,5) mode: ${mixtureReport(samples).fraction.toFixed(3)} of the samples (truth 0.800)` : undefined;
     writeFileAtomic(
@@ -105,15 +115,15 @@ export async function sample(flags: SampleFlags): Promise<number> {
   const written = [flags.out];
   if (flags.animate !== undefined) {
     fs.mkdirSync(path.dirname(path.resolve(flags.animate)), { recursive: true });
-    writeFileAtomic(
-      flags.animate,
-      renderAnimation({
-        frames,
-        captions,
-        reference,
-        title: `${model.config.data ?? 'samples'}: ${samplerName(sampling)}${flags.n > ANIMATED_PARTICLES ? `, ${ANIMATED_PARTICLES.toLocaleString('en-US')} of ${flags.n.toLocaleString('en-US')} particles` : ''}`,
-      }),
-    );
+    const film = image
+      ? renderImageAnimation({ frames, captions, image, title: `${name}: ${samplerName(sampling)}` })
+      : renderAnimation({
+          frames,
+          captions,
+          reference,
+          title: `${name}: ${samplerName(sampling)}${flags.n > ANIMATED_PARTICLES ? `, ${ANIMATED_PARTICLES.toLocaleString('en-US')} of ${flags.n.toLocaleString('en-US')} particles` : ''}`,
+        });
+    writeFileAtomic(flags.animate, film);
     written.push(flags.animate);
   }
   process.stdout.write(`${written.join('\n')}\n`);

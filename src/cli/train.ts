@@ -4,11 +4,12 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 
 import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type TrainProgress } from '../index.js';
-import { loadDataset, type Dataset } from '../data/index.js';
+import { imageShape, loadDataset, type Dataset } from '../data/index.js';
 import { writeNpy } from '../data/npy.js';
 import { geometricSigmas, levelsForOverlap } from '../schedule.js';
 import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
 import { renderScatter } from '../render/scatter.js';
+import { renderImageGrid } from '../render/images.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
 import { applySamplingFlags, describeSampler, samplerName, type SamplingFlags } from './sampling.js';
@@ -32,8 +33,9 @@ export interface TrainFlags extends SamplingFlags {
   keep: number;
 }
 
-/** Samples drawn at the end of a run for the picture and the summary. */
+/** Samples drawn at the end of a run for the picture and the summary: points, or images for a grid. */
 const SUMMARY_SAMPLES = 10_000;
+const SUMMARY_IMAGES = 64;
 
 function timestampDir(): string {
   const d = new Date();
@@ -62,13 +64,18 @@ function maxPairwiseDistance(ds: Dataset): number {
   return Math.sqrt(best);
 }
 
-function dataRange(ds: Dataset): [number, number] {
+function dataExtent(ds: Dataset): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of ds.data) {
     lo = Math.min(lo, v);
     hi = Math.max(hi, v);
   }
+  return [lo, hi];
+}
+
+function dataRange(ds: Dataset): [number, number] {
+  const [lo, hi] = dataExtent(ds);
   const pad = 0.1 * (hi - lo || 1);
   return [lo - pad, hi + pad];
 }
@@ -148,6 +155,13 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
   );
   if (stepLrNote) reasons.push(stepLrNote);
   else if (flags.stepLr === undefined) reasons.push('ε = 0.1 σ_L²');
+  const layout = imageShape(dataset.shape);
+  const [low, high] = dataExtent(dataset);
+  const image = layout && low < high ? { ...layout, low, high } : null;
+  if (image && flags.denoise === undefined) {
+    sampling.denoise = true;
+    reasons.push('denoised, as NCSNv2 does for images');
+  }
   const why = reasons.join('; ');
   const [initLow, initHigh] = d ? [-8, 8] : dataRange(dataset);
   const model = NcsnModel.create({
@@ -159,6 +173,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     batchSize: flags.batchSize ?? 128,
     emaDecay: flags.ema ?? 0.999,
     data,
+    image,
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
   });
@@ -171,7 +186,10 @@ export async function train(flags: TrainFlags): Promise<number> {
   const cfg = model.config;
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (model.backendNotice) log(`note: ${model.backendNotice}`);
-  log(`data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} points in ${dataset.dim}-D`);
+  const im = cfg.image;
+  log(
+    `data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} ${im ? `images of ${im.channels}×${im.height}×${im.width}, values ${fmt(im.low)} (black) to ${fmt(im.high)} (white)` : `points in ${dataset.dim}-D`}`,
+  );
   log(
     `model: ${cfg.model}${cfg.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
@@ -273,10 +291,11 @@ export async function train(flags: TrainFlags): Promise<number> {
   }
 
   const started = Date.now();
-  const samples = await model.sample({ n: SUMMARY_SAMPLES, seed: cfg.seed });
+  const n = cfg.image ? SUMMARY_IMAGES : SUMMARY_SAMPLES;
+  const samples = await model.sample({ n, seed: cfg.seed });
   const s = model.config.sampling;
   log(
-    `sampled ${SUMMARY_SAMPLES.toLocaleString('en-US')} points by ${describeSampler(s)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `sampled ${n.toLocaleString('en-US')} ${cfg.image ? 'images' : 'points'} by ${describeSampler(s)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   const written = [checkpoint, logFile];
   if (fs.statSync(logFile).size > 0) written.push(plotRun(out));
@@ -300,8 +319,20 @@ export async function train(flags: TrainFlags): Promise<number> {
     if (cfg.model === 'mlp') written.push(plotScore(model, dataset.data, out, cfg.sigmas.length - 1));
   } else {
     const file = path.join(out, 'samples.npy');
-    writeFileAtomic(file, writeNpy(samples, [SUMMARY_SAMPLES, dataset.dim]));
+    writeFileAtomic(file, writeNpy(samples, [n, ...dataset.shape]));
     written.push(file);
+    if (cfg.image) {
+      const grid = path.join(out, 'samples.png');
+      writeFileAtomic(
+        grid,
+        renderImageGrid({
+          images: samples,
+          image: cfg.image,
+          title: `${dataset.name}: ${n} samples, ${model.step.toLocaleString('en-US')} training steps, ${samplerName(cfg.sampling)}`,
+        }),
+      );
+      written.push(grid);
+    }
   }
   process.stdout.write(`${written.join('\n')}\n`);
   return 0;
