@@ -11,18 +11,10 @@
 
 namespace ncsn {
 
-// The non-finite loss that stops a diverging run, with where it happened.
+// A diverging run, stopped before its step changes the weights: a non-finite loss (with the step
+// and the noise level of the sample) or a non-finite gradient.
 struct DivergenceError : std::runtime_error {
-  DivergenceError(int64_t step, int32_t level, double sigma)
-      : std::runtime_error(describe(step, level, sigma)), step(step), level(level) {}
-  static std::string describe(int64_t step, int32_t level, double sigma) {
-    std::ostringstream os;
-    os << "training diverged: non-finite loss at step " << step << ", noise level " << level << " (sigma "
-       << sigma << ")";
-    return os.str();
-  }
-  int64_t step;
-  int32_t level;
+  using std::runtime_error::runtime_error;
 };
 
 // Everything a checkpoint holds besides the config.
@@ -94,8 +86,17 @@ class DsmTrainer {
     loss_.download(loss_out.data(), b);
     level_.download(level_out.data(), b);
     for (int64_t r = 0; r < b; ++r)
-      if (!std::isfinite(static_cast<double>(loss_out[r])))
-        throw DivergenceError(st.step + 1, level_out[r], sigma_host_[level_out[r]]);
+      if (!std::isfinite(static_cast<double>(loss_out[r]))) {
+        std::ostringstream os;
+        os << "training diverged: non-finite loss at step " << st.step + 1 << ", noise level " << level_out[r]
+           << " (sigma " << sigma_host_[level_out[r]] << ")";
+        throw DivergenceError(os.str());
+      }
+    if (!finite(chunk_grad_[0].data(), p)) {
+      std::ostringstream os;
+      os << "training diverged: non-finite gradient at step " << st.step + 1 << " (every loss in the batch was finite)";
+      throw DivergenceError(os.str());
+    }
 
     ops_.adam_update(st.params.data(), chunk_grad_[0].data(), st.adam_m.data(), st.adam_v.data(), p, ts.adam,
                      st.step + 1);
@@ -104,6 +105,16 @@ class DsmTrainer {
   }
 
  private:
+  // Finite losses can still give an overflowing gradient. A sum of row norms in double is finite
+  // exactly when every float in it is; rows of 64 let the backend spread the sum over its cores.
+  bool finite(T* g, int64_t n) {
+    constexpr int64_t cols = 64;
+    const int64_t rows = n / cols, rest = n - rows * cols;
+    double sum = rows > 0 ? ops_.sum_row_norms(Mat<T>{g, rows, cols}) : 0.0;
+    if (rest > 0) sum += ops_.sum_row_norms(Mat<T>{g + rows * cols, 1, rest});
+    return std::isfinite(sum);
+  }
+
   void reserve(int64_t b) {
     if (b == batch_) return;
     const int64_t d = mlp_.data_dim(), chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;

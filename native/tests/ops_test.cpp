@@ -2,6 +2,7 @@
 // known answers, the portable transcendental functions, and determinism of a training run.
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -163,6 +164,38 @@ TEST(every_cpu_gemm_kernel_matches_double) {
             "gemm_dot on " << names[isa] << ", " << m << "x" << k << "x" << n);
     }
   }
+}
+
+// Weights that give finite losses and an overflowing gradient: with W1 = 0 every h1 is softplus(0),
+// fc2's 1e23 makes every h2 about 1e25, and with out.weight = 0 the score is out.bias/σ, so each
+// loss is about 1e34 while out.weight's gradient, Σ ds·h2, is about 1e43, past float's range.
+TEST(a_non_finite_gradient_stops_training_before_the_weights_change) {
+  ModelConfig c;
+  c.sigmas = {20, 8, 3, 1};
+  c.threads = 1;
+  Model m(c);
+  // the parameters, not their EMA ("ema.") or Adam moments ("optimizer.")
+  auto is_param = [](const std::string& name) { return name.rfind("ema.", 0) != 0 && name.rfind("optimizer.", 0) != 0; };
+  auto weights = m.tensors();
+  for (auto& t : weights) {
+    const float v = t.name == "fc2.weight" ? 1e23f : t.name == "out.bias" ? 1e17f : 0.0f;
+    if (is_param(t.name)) std::fill(t.data.begin(), t.data.end(), v);
+  }
+  m.load_tensors(weights, 0);
+  auto data = random_values<float>(2 * 500, 5, -6, 6);
+  m.set_data(data.data(), 500, 2);
+  std::string error;
+  try {
+    m.train(1, 128, 1, [](const TrainProgress&) { return true; });
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  CHECK(error == "training diverged: non-finite gradient at step 1 (every loss in the batch was finite)",
+        "expected the gradient to stop training, got: '" << error << "'");
+  CHECK(m.step() == 0, "the step was taken");
+  const auto after = m.tensors();
+  for (size_t i = 0; i < after.size(); ++i)
+    if (is_param(after[i].name)) CHECK(after[i].data == weights[i].data, after[i].name << " changed");
 }
 
 TEST(training_is_identical_for_any_thread_count) {
