@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "isa.h"
 #include "vecmath.h"
 
 namespace ncsn {
@@ -117,9 +118,9 @@ template <typename T>
 inline __attribute__((always_inline)) void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::sigmoid(z[i]);
 }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+NCSN_ISA_CLONES
 void softplus_forward_f32(float* h, const float* z, int64_t n) { softplus_forward_loop(h, z, n); }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+NCSN_ISA_CLONES
 void softplus_backward_f32(float* dz, const float* dh, const float* z, int64_t n) {
   softplus_backward_loop(dz, dh, z, n);
 }
@@ -281,9 +282,9 @@ inline __attribute__((always_inline)) void normal_loop(T* out, int64_t n, const 
     for (uint64_t w = e % 4; w < 4 && j < n; ++w, ++j) out[j] = static_cast<T>(z[w]);
   }
 }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+NCSN_ISA_CLONES
 void normal_f32(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+NCSN_ISA_CLONES
 void normal_f64(double* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
 void normal_any(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_f32(out, n, s, offset); }
 void normal_any(double* out, int64_t n, const RngStream& s, uint64_t offset) { normal_f64(out, n, s, offset); }

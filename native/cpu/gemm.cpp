@@ -1,4 +1,5 @@
 #include "gemm.h"
+#include "isa.h"
 
 #include <algorithm>
 #include <cstring>
@@ -85,13 +86,15 @@ NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
   gemm_rows(g, m_tiled, g.m, 0);
 }
 
+#if NCSN_X86_64
 __attribute__((target("arch=x86-64-v4"))) void gemm_f32_avx512(const GemmArgs<float>& g) {
   gemm_f32_body<v16f, 4, 2>(g);
 }
 __attribute__((target("arch=x86-64-v3"))) void gemm_f32_avx2(const GemmArgs<float>& g) {
   gemm_f32_body<v8f, 6, 2>(g);
 }
-void gemm_f32_sse(const GemmArgs<float>& g) { gemm_f32_body<v4f, 4, 2>(g); }
+#endif
+void gemm_f32_base(const GemmArgs<float>& g) { gemm_f32_body<v4f, 4, 2>(g); }
 
 template <typename T>
 NCSN_INLINE void dot_rows(T* c, int64_t ldc, const T* a, const T* b, int64_t m, int64_t n, int64_t k) {
@@ -128,6 +131,7 @@ NCSN_INLINE void dot_rows_f32(float* c, int64_t ldc, const float* a, const float
     }
 }
 
+#if NCSN_X86_64
 __attribute__((target("arch=x86-64-v4"))) void gemm_dot_f32_avx512(float* c, int64_t ldc, const float* a,
                                                                     const float* b, int64_t m, int64_t n,
                                                                     int64_t k) {
@@ -138,7 +142,8 @@ __attribute__((target("arch=x86-64-v3"))) void gemm_dot_f32_avx2(float* c, int64
                                                                   int64_t k) {
   dot_rows_f32<v8f>(c, ldc, a, b, m, n, k);
 }
-void gemm_dot_f32_sse(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
+#endif
+void gemm_dot_f32_base(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
   dot_rows_f32<v4f>(c, ldc, a, b, m, n, k);
 }
 
@@ -154,29 +159,35 @@ void transpose_tiled(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64
 }  // namespace
 
 CpuIsa cpu_isa() {
+#if NCSN_X86_64
   static const CpuIsa isa = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v4")) return CpuIsa::avx512;
     if (__builtin_cpu_supports("x86-64-v3")) return CpuIsa::avx2;
-    return CpuIsa::sse;
+    return CpuIsa::base;
   }();
   return isa;
+#else
+  return CpuIsa::base;
+#endif
 }
 
 void gemm(CpuIsa isa, const GemmArgs<float>& g) {
-  switch (isa) {
-    case CpuIsa::avx512: return gemm_f32_avx512(g);
-    case CpuIsa::avx2: return gemm_f32_avx2(g);
-    case CpuIsa::sse: return gemm_f32_sse(g);
-  }
+#if NCSN_X86_64
+  if (isa == CpuIsa::avx512) return gemm_f32_avx512(g);
+  if (isa == CpuIsa::avx2) return gemm_f32_avx2(g);
+#endif
+  (void)isa;
+  gemm_f32_base(g);
 }
 
 void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
-  switch (isa) {
-    case CpuIsa::avx512: return gemm_dot_f32_avx512(c, ldc, a, b, m, n, k);
-    case CpuIsa::avx2: return gemm_dot_f32_avx2(c, ldc, a, b, m, n, k);
-    case CpuIsa::sse: return gemm_dot_f32_sse(c, ldc, a, b, m, n, k);
-  }
+#if NCSN_X86_64
+  if (isa == CpuIsa::avx512) return gemm_dot_f32_avx512(c, ldc, a, b, m, n, k);
+  if (isa == CpuIsa::avx2) return gemm_dot_f32_avx2(c, ldc, a, b, m, n, k);
+#endif
+  (void)isa;
+  gemm_dot_f32_base(c, ldc, a, b, m, n, k);
 }
 
 void gemm(const GemmArgs<float>& g) { gemm(cpu_isa(), g); }

@@ -26,10 +26,11 @@ void gemm(const GemmArgs<double>& g);
 void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k);
 void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k);
 
-// The vector instruction sets the float kernels are built for, narrowest first. gemm and gemm_dot
-// above run on the widest this CPU has; the overloads taking one run its kernel (at most
-// cpu_isa()), so the tests can check every kernel the machine can run.
-enum class CpuIsa { sse, avx2, avx512 };
+// The vector instruction sets the float kernels are built for, narrowest first: base is 128-bit
+// vectors (SSE2 on x86-64, NEON on arm64), the others x86-64 only. gemm and gemm_dot above run on
+// the widest this CPU has; the overloads taking one run its kernel (at most cpu_isa()), so the
+// tests can check every kernel the machine can run.
+enum class CpuIsa { base, avx2, avx512 };
 CpuIsa cpu_isa();
 void gemm(CpuIsa isa, const GemmArgs<float>& g);
 void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k);

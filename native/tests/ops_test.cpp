@@ -124,7 +124,7 @@ TEST(float_ops_match_double_reference) {
 // Every GEMM kernel this CPU can run, not only the one it picks: shapes with partial tiles on
 // both sides, A read transposed through its strides, and C overwritten or accumulated into.
 TEST(every_cpu_gemm_kernel_matches_double) {
-  const char* names[] = {"sse", "avx2", "avx512"};
+  const char* names[] = {"base", "avx2", "avx512"};
   const int64_t shapes[][3] = {{64, 128, 128}, {13, 37, 70}, {7, 5, 33}, {1, 1, 1}, {6, 128, 16}, {25, 3, 129}};
   unsigned seed = 300;
   for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
