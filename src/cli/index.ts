@@ -33,7 +33,7 @@ function program(): Command {
 
   p.command('train')
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
-    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points (default: toy:mixture)`)
+    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
     .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training) (default: mlp)').choices(['mlp', 'exact:mixture']))
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
     .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
@@ -45,7 +45,7 @@ function program(): Command {
     .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each level when sampling (default: 100)', positiveInt)
     .option('--step-lr <x>', `${STEP_LR_HELP} (default: 0.1 σ_L²)`, positiveNumberOrAuto)
     .option('--snr <x>', `${SNR_HELP} (default: 0.16)`, positiveNumber)
-    .option('--denoise', 'finish sampling with the denoising step x ← x + σ_L² s(x, σ_L) (default: off)')
+    .option('--denoise', 'finish sampling with the denoising step x ← x + σ_L² s(x, σ_L) (default: on for images, else off)')
     .option('--no-denoise', 'do not finish sampling with the denoising step')
     .option('--ema <decay>', 'decay of the exponential moving average of the weights, used for sampling (default: 0.999)', unitInterval)
     .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
@@ -66,12 +66,12 @@ function program(): Command {
     .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each noise level (default: the checkpoint\'s, 100)', positiveInt)
     .option('--step-lr <x>', `${STEP_LR_HELP} (default: the checkpoint's)`, positiveNumberOrAuto)
     .option('--snr <x>', `${SNR_HELP} (default: the checkpoint's, 0.16)`, positiveNumber)
-    .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L) (default: the checkpoint\'s, off)')
+    .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L) (default: the checkpoint\'s: on for images, else off)')
     .option('--no-denoise', 'do not finish with the denoising step')
-    .option('--animate <file.gif>', 'also record the particles\' paths as an animated GIF (2-D data)')
+    .option('--animate <file.gif>', 'also record the sampling as an animated GIF: the particles for 2-D data, the grid for images')
     .option('--frames <n>', 'about this many frames in the animation', positiveInt, 100)
     .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
-    .option('--out <file>', 'output file: .npy, .csv or .png (2-D scatter plot)', 'samples.npy')
+    .option('--out <file>', 'output file: .npy, .csv or .png (a scatter plot for 2-D data, a grid for images)', 'samples.npy')
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .action(async (o) => {
       process.exitCode = await sample(o);
