@@ -92,7 +92,9 @@ class DsmTrainer {
            << " (sigma " << sigma_host_[level_out[r]] << ")";
         throw DivergenceError(os.str());
       }
-    if (!finite(chunk_grad_[0].data(), p)) {
+    // Finite losses can still give an overflowing gradient. A sum of row norms in double is finite
+    // exactly when every float in it is; the zero padding makes whole rows for one reduction.
+    if (!std::isfinite(ops_.sum_row_norms(chunk_grad_[0].mat(grad_rows(), GRAD_COLS)))) {
       std::ostringstream os;
       os << "training diverged: non-finite gradient at step " << st.step + 1 << " (every loss in the batch was finite)";
       throw DivergenceError(os.str());
@@ -105,15 +107,10 @@ class DsmTrainer {
   }
 
  private:
-  // Finite losses can still give an overflowing gradient. A sum of row norms in double is finite
-  // exactly when every float in it is; rows of 64 let the backend spread the sum over its cores.
-  bool finite(T* g, int64_t n) {
-    constexpr int64_t cols = 64;
-    const int64_t rows = n / cols, rest = n - rows * cols;
-    double sum = rows > 0 ? ops_.sum_row_norms(Mat<T>{g, rows, cols}) : 0.0;
-    if (rest > 0) sum += ops_.sum_row_norms(Mat<T>{g + rows * cols, 1, rest});
-    return std::isfinite(sum);
-  }
+  // The summed gradient is checked as rows of this many values, so that the backend can spread
+  // the reduction over its cores.
+  static constexpr int64_t GRAD_COLS = 64;
+  int64_t grad_rows() const { return (mlp_.param_count() + GRAD_COLS - 1) / GRAD_COLS; }
 
   void reserve(int64_t b) {
     if (b == batch_) return;
@@ -125,7 +122,11 @@ class DsmTrainer {
     xt_ = Array<T>(ops_, b * d);
     loss_ = Array<T>(ops_, b);
     chunk_grad_.clear();
-    for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, mlp_.param_count());
+    const int64_t p = mlp_.param_count(), padded = grad_rows() * GRAD_COLS;
+    // chunk_grad_[0], the sum, ends in zeros up to whole rows; nothing ever writes past p
+    for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, c == 0 ? padded : p);
+    const std::vector<T> zeros(static_cast<size_t>(padded - p));
+    if (padded > p) chunk_grad_[0].upload(zeros.data(), padded - p, p);
     mlp_.reserve(ops_, std::min(b, chunk));
     batch_ = b;
   }
