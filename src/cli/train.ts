@@ -74,8 +74,8 @@ function dataExtent(ds: Dataset): [number, number] {
   return [lo, hi];
 }
 
-function dataRange(ds: Dataset): [number, number] {
-  const [lo, hi] = dataExtent(ds);
+// Where annealed Langevin starts for a user's data: its extent and a tenth more on each side.
+function padded([lo, hi]: [number, number]): [number, number] {
   const pad = 0.1 * (hi - lo || 1);
   return [lo - pad, hi + pad];
 }
@@ -163,7 +163,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     reasons.push('denoised, as NCSNv2 does for images');
   }
   const why = reasons.join('; ');
-  const [initLow, initHigh] = d ? [-8, 8] : dataRange(dataset);
+  const [initLow, initHigh] = d ? [-8, 8] : padded([low, high]);
   const model = NcsnModel.create({
     model: kind,
     dataDim: dataset.dim,

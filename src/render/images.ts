@@ -84,15 +84,11 @@ export function drawImages(grid: ImageGrid, images: Float32Array): void {
   }
 }
 
-export function drawImageGrid(o: ImageGridOptions): Canvas {
+/** The grid as a PNG. */
+export function renderImageGrid(o: ImageGridOptions): Buffer {
   const size = o.image.channels * o.image.height * o.image.width;
   const grid = layoutImageGrid(o.image, o.count ?? gridCount(Math.floor(o.images.length / size)));
   drawImages(grid, o.images);
   grid.canvas.titles(grid.left, o.title, o.subtitle);
-  return grid.canvas;
-}
-
-/** The grid as a PNG. */
-export function renderImageGrid(o: ImageGridOptions): Buffer {
-  return drawImageGrid(o).encode();
+  return grid.canvas.encode();
 }
