@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "score_model.h"
@@ -51,6 +52,16 @@ class MlpFastPaths {
   // Forward, DSM loss and backward over a whole batch: loss[r] per row, grads = Σ_r grad_scale·∂loss[r]/∂θ.
   virtual bool dsm_gradients(const MlpShape& shape, const T* params, const T* sigma, const T* inv_sigma, Mat<T> xt,
                              Mat<T> noise, const int32_t* level, T grad_scale, T* loss, T* grads) = 0;
+
+  // Why the fused kernels cannot take this shape here ("" when they can), and how often each has
+  // run: tests and benchmarks say which path they measured instead of passing on the other unawares.
+  virtual std::string langevin_unavailable(const MlpShape& shape) const = 0;
+  virtual std::string training_unavailable(const MlpShape& shape) const = 0;
+  int64_t langevin_runs() const { return langevin_runs_; }
+  int64_t training_runs() const { return training_runs_; }
+
+ protected:
+  int64_t langevin_runs_ = 0, training_runs_ = 0;
 };
 
 template <typename T>

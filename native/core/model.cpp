@@ -26,9 +26,16 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
 #ifdef NCSN_WITH_CUDA
   if (gpu) return make_cuda_ops(index, tf32);
   const GpuProbe& p = probe_gpus();
-  for (const GpuInfo& g : p.devices)
-    if (g.usable) return make_cuda_ops(g.index, tf32);
-  notice = "no usable GPU (" + p.problem + "); using the CPU";
+  std::string why = p.problem;
+  for (const GpuInfo& g : p.devices) {
+    if (!g.usable) continue;
+    try {
+      return make_cuda_ops(g.index, tf32);
+    } catch (const std::runtime_error& e) {  // its test launch failed, or it is taken: try the next
+      why = e.what();
+    }
+  }
+  notice = "no usable GPU (" + why + "); using the CPU";
 #else
   if (gpu) throw std::invalid_argument("--device " + device + ": this build has no CUDA backend (nvcc was not found when it was compiled)");
   notice = "this build has no CUDA backend; using the CPU";
@@ -101,6 +108,7 @@ Model::Model(const ModelConfig& config) : config_(config) {
 }
 
 void Model::set_data(const float* data, int64_t rows, int64_t cols) {
+  ops_->bind_to_calling_thread();
   if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
   for (int64_t i = 0; i < rows * cols; ++i)
     if (!std::isfinite(data[i]))
@@ -110,6 +118,7 @@ void Model::set_data(const float* data, int64_t rows, int64_t cols) {
 
 int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
                      const std::function<bool(const TrainProgress&)>& report) {
+  ops_->bind_to_calling_thread();
   if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
   if (trainer_->data_rows() == 0) throw std::invalid_argument("no training data was given");
   if (steps < 0 || batch < 1 || report_every < 1) throw std::invalid_argument("steps, batch and report interval must be positive");
@@ -162,6 +171,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
 
 bool Model::sample(const SampleRequest& req, std::vector<float>& out,
                    const std::function<bool(const SampleProgress&)>& progress) {
+  ops_->bind_to_calling_thread();
   const int64_t d = model_->data_dim();
   const SamplerSettings& rs = req.sampler;
   if (req.n < 1) throw std::invalid_argument("the number of samples must be positive");
@@ -204,6 +214,7 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
 }
 
 std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool use_ema) {
+  ops_->bind_to_calling_thread();
   const int64_t d = model_->data_dim();
   if (n < 1) throw std::invalid_argument("score: no points");
   if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
@@ -226,6 +237,7 @@ std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool u
 }
 
 std::vector<NamedTensor> Model::tensors() const {
+  ops_->bind_to_calling_thread();
   std::vector<NamedTensor> out;
   const std::pair<const char*, const Array<float>*> groups[] = {
       {"", &state_->params}, {"ema.", &state_->ema}, {"optimizer.exp_avg.", &state_->adam_m},
@@ -240,6 +252,7 @@ std::vector<NamedTensor> Model::tensors() const {
 }
 
 void Model::load_tensors(const std::vector<NamedTensor>& tensors, int64_t step) {
+  ops_->bind_to_calling_thread();
   if (step < 0) throw std::invalid_argument("the step count must not be negative");
   const std::pair<const char*, Array<float>*> groups[] = {
       {"", &state_->params}, {"ema.", &state_->ema}, {"optimizer.exp_avg.", &state_->adam_m},

@@ -78,6 +78,8 @@ class Model {
   int64_t param_count() const { return model_->param_count(); }
 
   void set_data(const float* data, int64_t rows, int64_t cols);
+  // The backend's fused MLP kernels, or null: which path training and sampling take, and why.
+  const MlpFastPaths<float>* fast_paths() const { return ops_->mlp_fast_paths(); }
   // Runs `steps` steps of `batch`, calling report() every `report_every` steps and after the last;
   // report returns false to stop early. Returns the steps done.
   int64_t train(int64_t steps, int64_t batch, int64_t report_every,

@@ -33,6 +33,9 @@ class Device {
  public:
   virtual ~Device() = default;
   virtual std::string name() const = 0;
+  // Makes this device the calling thread's own (a GPU backend's current device). Every entry into
+  // a model calls it first, since training and sampling run on whichever pool thread is free.
+  virtual void bind_to_calling_thread() {}
 
   virtual void* alloc_bytes(size_t bytes) = 0;
   virtual void free_bytes(void* p) = 0;

@@ -60,9 +60,19 @@ NCSN_HD Philox4 philox_block(const RngStream& s, uint32_t block) {
   return philox4x32_10(ctr, static_cast<uint32_t>(s.seed), static_cast<uint32_t>(s.seed >> 32));
 }
 
-// Uniform in (0, 1): the top 24 bits, centred in their interval, never 0 nor 1.
+// Uniform in (0, 1), never 0 nor 1: the top 24 bits k give (k + ½)·2⁻²⁴. Below ½ that is exact; above
+// ½ float keeps only k·2⁻²⁴ steps, so the midpoint rounds to an even neighbour, and for the top k it
+// rounds up to 1, which the min moves to the largest float below 1 (one word in 2²⁴ is affected).
 NCSN_HD float uniform_open01(uint32_t u) {
-  return fmaf(static_cast<float>(u >> 8), 5.9604644775390625e-8f, 2.98023223876953125e-8f);
+  return fminf(fmaf(static_cast<float>(u >> 8), 5.9604644775390625e-8f, 2.98023223876953125e-8f),
+               0.99999994039535522f);
+}
+
+// lo + (hi − lo)·u in [lo, hi], rounded once by an explicit fma: nvcc would contract the
+// expression into an fma on its own and a host compiler may not, and the backends must agree.
+NCSN_HD float uniform_between(float lo, float hi, uint32_t u) { return fmaf(hi - lo, uniform_open01(u), lo); }
+inline double uniform_between(double lo, double hi, uint32_t u) {
+  return std::fma(hi - lo, static_cast<double>(uniform_open01(u)), lo);
 }
 
 // Natural log for x in (0, 1], Cephes' logf polynomial.

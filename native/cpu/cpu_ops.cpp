@@ -302,7 +302,7 @@ void CpuOps<T>::random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint6
     const uint64_t e = offset + static_cast<uint64_t>(j);
     const Philox4 b = philox_block(s, static_cast<uint32_t>(e / 4));
     for (uint64_t w = e % 4; w < 4 && j < n; ++w, ++j)
-      out.data[j] = lo + (hi - lo) * static_cast<T>(uniform_open01(b.v[w]));
+      out.data[j] = uniform_between(lo, hi, b.v[w]);
   }
 }
 

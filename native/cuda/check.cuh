@@ -26,4 +26,7 @@ inline void cuda_check(cudaError_t e, const char* what) {
 // After a kernel launch: launch-configuration errors now, execution errors at the next sync.
 inline void launch_check(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
 
+// Launches a tiny kernel on the current device: "" when it ran, else why it did not.
+std::string test_launch();
+
 }  // namespace ncsn

@@ -28,9 +28,15 @@ struct GpuProbe {
 };
 
 // The GPUs, their drivers and whether each can run our kernels; computed once, then cached.
+// Creates no CUDA context.
 const GpuProbe& probe_gpus();
 
-// The backend on GPU `device`; throws std::runtime_error naming the problem when it is unusable.
+// "" when a build for `archs` (CMake's list, e.g. "80-real 90-real 120-virtual") has kernels a GPU
+// of compute capability major.minor can run, else why not.
+std::string kernel_image_problem(int major, int minor, const std::string& archs);
+
+// The backend on GPU `device`, after a test launch there; throws std::runtime_error naming the
+// problem when it is unusable.
 // tf32: the op-by-op matrix products on the tensor cores (compute capability 8.0 and later).
 std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32 = false);
 

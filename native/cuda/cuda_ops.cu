@@ -197,7 +197,7 @@ __global__ void random_k(Draw kind, float* out_f, int32_t* out_i, int64_t n, Rng
       if (e < offset || e >= offset + static_cast<uint64_t>(n)) continue;
       const uint64_t j = e - offset;
       if (kind == Draw::normal) out_f[j] = z[w];
-      else if (kind == Draw::uniform) out_f[j] = lo + (hi - lo) * uniform_open01(b.v[w]);
+      else if (kind == Draw::uniform) out_f[j] = uniform_between(lo, hi, b.v[w]);
       else out_i[j] = static_cast<int32_t>(below(b.v[w], bound));
     }
   }
@@ -255,9 +255,15 @@ class CachingAllocator {
 class CudaOps final : public Ops<float> {
  public:
   CudaOps(int device, bool tf32) : device_(device), tf32_(tf32), memory_(device) {
-    cuda_check(cudaSetDevice(device), "cudaSetDevice");
+    const cudaError_t e = cudaSetDevice(device);
+    if (e == cudaErrorDevicesUnavailable)
+      throw std::runtime_error("cuda:" + std::to_string(device) +
+                               " is in exclusive-process mode and another process is using it");
+    cuda_check(e, "cudaSetDevice");
+    const std::string launch_problem = test_launch();
+    if (!launch_problem.empty()) throw std::runtime_error("cuda:" + std::to_string(device) + ": " + launch_problem);
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    fused_ = std::make_unique<FusedMlp>(device, stream_);
+    fused_ = std::make_unique<FusedMlp>(device, stream_, *this);
   }
   ~CudaOps() override {
     cudaSetDevice(device_);
@@ -266,6 +272,7 @@ class CudaOps final : public Ops<float> {
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_); }
+  void bind_to_calling_thread() override { use(); }
   MlpFastPaths<float>* mlp_fast_paths() override {
     use();
     return fused_.get();
@@ -419,13 +426,14 @@ class CudaOps final : public Ops<float> {
 
 std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32) {
   const GpuProbe& p = probe_gpus();
-  if (p.devices.empty()) throw std::runtime_error("--device cuda: " + p.problem);
+  const std::string asked = "--device cuda:" + std::to_string(device);
+  if (p.devices.empty()) throw std::runtime_error(asked + ": " + p.problem);
   if (device < 0 || device >= static_cast<int>(p.devices.size()))
-    throw std::runtime_error("--device cuda:" + std::to_string(device) + ": there are " +
+    throw std::runtime_error(asked + ": there " + (p.devices.size() == 1 ? "is 1 GPU (cuda:0)" : "are " +
                              std::to_string(p.devices.size()) + " GPUs (cuda:0 to cuda:" +
-                             std::to_string(p.devices.size() - 1) + ")");
+                             std::to_string(p.devices.size() - 1) + ")"));
   const GpuInfo& g = p.devices[device];
-  if (!g.usable) throw std::runtime_error("--device cuda:" + std::to_string(device) + " (" + g.name + "): " + g.problem);
+  if (!g.usable) throw std::runtime_error(asked + " (" + g.name + "): " + g.problem);
   return std::make_unique<CudaOps>(device, tf32 && g.cc_major >= 8);
 }
 

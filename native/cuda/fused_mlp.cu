@@ -4,6 +4,7 @@
 //   s  = (W3 softplus(z2 + b2 + E2[i]) + b3)/σ_i  (partial dot products reduced across 16 lanes)
 //   x ← x + drift·s + diffusion·z                 (z: the same Philox elements as the op-by-op path)
 #include <algorithm>
+#include <string>
 
 #include "check.cuh"
 #include "fused_mlp.cuh"
@@ -22,7 +23,7 @@ struct LevelArgs {
   float* x;
   int64_t n;
   const float *w1, *b1, *e1, *w2, *b2, *e2, *w3, *b3;
-  float inv_sigma;
+  const float* inv_sigma;  // this level's 1/σ, read on the GPU: no host sync per launch
   int32_t level;
   int64_t steps;
   float drift, diffusion, denoise;
@@ -45,6 +46,7 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
   Shared<D>& sh = *reinterpret_cast<Shared<D>*>(raw);
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * P;
+  const float inv_sigma = *a.inv_sigma;
 
   for (int i = tid; i < H * H; i += THREADS) sh.w2t[(i % H) * H + i / H] = a.w2[i];
   for (int i = tid; i < H * D; i += THREADS) sh.w1[i] = a.w1[i];
@@ -131,7 +133,7 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
       }
 #pragma unroll
       for (int d = 0; d < D; ++d) {
-        const float score = (s[pp][d] + sh.b3[d]) * a.inv_sigma;
+        const float score = (s[pp][d] + sh.b3[d]) * inv_sigma;
         sh.x[p * D + d] += denoising ? a.denoise * score : a.drift * score + a.diffusion * z[d];
       }
     }
@@ -145,31 +147,29 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
 }
 
 template <int D>
-bool launch(const LevelArgs& a, size_t shared_limit, cudaStream_t stream) {
+void launch(const LevelArgs& a, cudaStream_t stream) {
   const size_t bytes = sizeof(Shared<D>);
-  if (bytes > shared_limit) return false;
   cuda_check(cudaFuncSetAttribute(langevin_level_k<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
              "fused Langevin: shared memory");
   const unsigned blocks = static_cast<unsigned>((a.n + P - 1) / P);
   langevin_level_k<D><<<blocks, THREADS, bytes, stream>>>(a);
   launch_check("fused Langevin level");
-  return true;
 }
 
 
-// ---- training: forward, DSM loss and backward for R rows per block ----
+// ---- training: forward, DSM loss and backward, R rows at a time ----
 //
-// Each block writes the gradient of its rows into its own slice of `partials` (the parameter
-// layout of mlp_layout), and reduce_partials_k sums the slices in block order: no float atomics,
-// so a step repeats bit for bit and a resumed run continues exactly.
+// A grid sized to fill the GPU once; block b takes the tiles of R rows b, b + blocks, … and adds
+// their gradient into its own slice of `partials` (the parameter layout of mlp_layout), which
+// reduce_partials_k sums in block order. No float atomics, so on one GPU a step repeats bit for bit
+// and a resumed run continues exactly; the memory is blocks × parameters whatever the batch.
 
-constexpr int R = 16;  // rows per block
+constexpr int R = 16;  // rows per tile
 
 struct TrainArgs {
   const float *xt, *noise, *sigma, *inv_sigma;
   const int32_t* level;
   int64_t rows;
-  int32_t levels;
   const float *w1, *b1, *e1, *w2, *b2, *e2, *w3, *b3;
   float grad_scale;
   float* loss;
@@ -191,21 +191,14 @@ struct TrainShared {
   int32_t level[R];
 };
 
+// One tile of R rows: forward, loss, and the tile's gradient added into g. Every gradient element
+// has one owning thread, the same in every tile, so the additions need no atomics.
 template <int D>
-__global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
-  extern __shared__ __align__(16) unsigned char raw[];
-  TrainShared<D>& sh = *reinterpret_cast<TrainShared<D>*>(raw);
+__device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g, int64_t r0) {
   const int tid = threadIdx.x;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * R;
   const int rows = static_cast<int>(min(static_cast<int64_t>(R), a.rows - r0));
-  float* g = a.partials + static_cast<int64_t>(blockIdx.x) * a.param_count;
-
   if (tid < R) sh.level[tid] = tid < rows ? a.level[r0 + tid] : 0;
   for (int i = tid; i < R * D; i += THREADS) sh.xt[i] = i / D < rows ? a.xt[r0 * D + i] : 0.0f;
-  for (int i = tid; i < a.levels * H; i += THREADS) {  // this block's per-level bias gradients start at 0
-    g[a.o_e1 + i] = 0.0f;
-    g[a.o_e2 + i] = 0.0f;
-  }
   __syncthreads();
 
   // layer 1
@@ -274,12 +267,12 @@ __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
     const int d = e / H, j = e % H;
     float acc = 0.0f;
     for (int r = 0; r < R; ++r) acc = fmaf(sh.dy[r * D + d], sh.h2[r * H + j], acc);
-    g[a.o_w3 + e] = acc;
+    g[a.o_w3 + e] += acc;
   }
   if (tid < D) {
     float acc = 0.0f;
     for (int r = 0; r < R; ++r) acc += sh.dy[r * D + tid];
-    g[a.o_b3 + tid] = acc;
+    g[a.o_b3 + tid] += acc;
   }
   // dz2 = (dy W3) ⊙ sigmoid(z2), in place of z2
   for (int e = tid; e < R * H; e += THREADS) {
@@ -299,7 +292,7 @@ __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
       acc += v;
       g[a.o_e2 + static_cast<int64_t>(sh.level[r]) * H + tid] += v;
     }
-    g[a.o_b2 + tid] = acc;
+    g[a.o_b2 + tid] += acc;
   }
   // fc2.weight: dW2[j][k] = Σ_r dz2[r][j] h1[r][k]; thread owns column k for 64 rows j
   {
@@ -308,7 +301,7 @@ __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
       float acc = 0.0f;
 #pragma unroll
       for (int r = 0; r < R; ++r) acc = fmaf(sh.z2[r * H + j], sh.h1[r * H + k], acc);
-      g[a.o_w2 + static_cast<int64_t>(j) * H + k] = acc;
+      g[a.o_w2 + static_cast<int64_t>(j) * H + k] += acc;
     }
   }
   // dz1 = (dz2 W2) ⊙ sigmoid(z1), in place of z1; thread owns column k for 8 rows
@@ -339,9 +332,22 @@ __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
 #pragma unroll
       for (int d = 0; d < D; ++d) dw[d] = fmaf(v, sh.xt[r * D + d], dw[d]);
     }
-    g[a.o_b1 + tid] = acc;
+    g[a.o_b1 + tid] += acc;
 #pragma unroll
-    for (int d = 0; d < D; ++d) g[a.o_w1 + tid * D + d] = dw[d];
+    for (int d = 0; d < D; ++d) g[a.o_w1 + tid * D + d] += dw[d];
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  TrainShared<D>& sh = *reinterpret_cast<TrainShared<D>*>(raw);
+  float* g = a.partials + static_cast<int64_t>(blockIdx.x) * a.param_count;
+  for (int64_t i = threadIdx.x; i < a.param_count; i += THREADS) g[i] = 0.0f;
+  const int64_t tiles = (a.rows + R - 1) / R;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    __syncthreads();  // the zeroing, or the previous tile's reads of shared memory, are done
+    dsm_train_tile<D>(a, sh, g, tile * R);
   }
 }
 
@@ -355,84 +361,137 @@ __global__ void reduce_partials_k(float* out, const float* partials, int64_t blo
 }
 
 template <int D>
-bool launch_train(const TrainArgs& a, int64_t blocks, float* grads, size_t shared_limit, cudaStream_t stream) {
-  const size_t bytes = sizeof(TrainShared<D>);
-  if (bytes > shared_limit) return false;
-  cuda_check(cudaFuncSetAttribute(dsm_train_k<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-             "fused training: shared memory");
-  dsm_train_k<D><<<static_cast<unsigned>(blocks), THREADS, bytes, stream>>>(a);
+void launch_train(const TrainArgs& a, unsigned blocks, float* grads, cudaStream_t stream) {
+  dsm_train_k<D><<<blocks, THREADS, sizeof(TrainShared<D>), stream>>>(a);
   launch_check("fused DSM forward/backward");
   const unsigned rb = static_cast<unsigned>(std::min<int64_t>((a.param_count + THREADS - 1) / THREADS, 4096));
   reduce_partials_k<<<rb, THREADS, 0, stream>>>(grads, a.partials, blocks, a.param_count);
   launch_check("fused DSM gradient reduction");
-  return true;
+}
+
+// Blocks of the training kernel that fit on the GPU at once (more would only add partial gradients),
+// after opting the kernel into its shared memory.
+template <int D>
+int64_t resident_train_blocks(int multiprocessors) {
+  int per_sm = 0;
+  cuda_check(cudaFuncSetAttribute(dsm_train_k<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(sizeof(TrainShared<D>))),
+             "fused training: shared memory");
+  cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dsm_train_k<D>, THREADS, sizeof(TrainShared<D>)),
+             "fused training: occupancy");
+  return static_cast<int64_t>(std::max(per_sm, 1)) * multiprocessors;
+}
+
+bool data_dim_supported(int64_t d) { return d == 1 || d == 2 || d == 3 || d == 4 || d == 8; }
+
+size_t langevin_shared_bytes(int64_t d) {
+  switch (d) {
+    case 1: return sizeof(Shared<1>);
+    case 2: return sizeof(Shared<2>);
+    case 3: return sizeof(Shared<3>);
+    case 4: return sizeof(Shared<4>);
+    default: return sizeof(Shared<8>);
+  }
+}
+
+size_t train_shared_bytes(int64_t d) {
+  switch (d) {
+    case 1: return sizeof(TrainShared<1>);
+    case 2: return sizeof(TrainShared<2>);
+    case 3: return sizeof(TrainShared<3>);
+    case 4: return sizeof(TrainShared<4>);
+    default: return sizeof(TrainShared<8>);
+  }
+}
+
+// "" when the kernels are written for this shape, else why not.
+std::string shape_problem(const MlpShape& shape) {
+  if (shape.width != H || shape.depth != 2)
+    return "the fused kernels are written for width " + std::to_string(H) + " and depth 2, not width " +
+           std::to_string(shape.width) + " and depth " + std::to_string(shape.depth);
+  if (!data_dim_supported(shape.data_dim))
+    return "the fused kernels take data of dimension 1, 2, 3, 4 or 8, not " + std::to_string(shape.data_dim);
+  return "";
+}
+
+std::string shared_problem(const char* kernel, size_t need, size_t limit) {
+  if (need <= limit) return "";
+  return std::string("the fused ") + kernel + " kernel needs " + std::to_string(need / 1024) +
+         " KiB of shared memory per block and this GPU allows " + std::to_string(limit / 1024) + " KiB";
 }
 
 }  // namespace
 
-FusedMlp::FusedMlp(int device, cudaStream_t stream) : stream_(stream) {
+FusedMlp::FusedMlp(int device, cudaStream_t stream, Device& memory) : stream_(stream), memory_(memory) {
   int limit = 0;
   cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "shared memory limit");
   shared_limit_ = static_cast<size_t>(limit);
+  cuda_check(cudaDeviceGetAttribute(&multiprocessors_, cudaDevAttrMultiProcessorCount, device), "multiprocessors");
+}
+
+std::string FusedMlp::langevin_unavailable(const MlpShape& shape) const {
+  const std::string why = shape_problem(shape);
+  return why.empty() ? shared_problem("Langevin", langevin_shared_bytes(shape.data_dim), shared_limit_) : why;
+}
+
+std::string FusedMlp::training_unavailable(const MlpShape& shape) const {
+  const std::string why = shape_problem(shape);
+  return why.empty() ? shared_problem("training", train_shared_bytes(shape.data_dim), shared_limit_) : why;
 }
 
 bool FusedMlp::langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                               Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed,
                               uint64_t first_step, float denoise) {
-  if (shape.width != H || shape.depth != 2) return false;
-  if ((x.rows + P - 1) / P > 0x7fffffff) return false;
+  if (!langevin_unavailable(shape).empty() || (x.rows + P - 1) / P > 0x7fffffff) return false;
   const auto layout = mlp_layout(shape);
   auto at = [&](size_t t) { return params + layout[t].offset; };
-  float inv = 0.0f;
-  cuda_check(cudaMemcpyAsync(&inv, inv_sigma + level, sizeof(float), cudaMemcpyDeviceToHost, stream_), "1/σ");
-  cuda_check(cudaStreamSynchronize(stream_), "1/σ");
-  const LevelArgs a{x.data, x.rows, at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), inv, level, steps,
-                    drift, diffusion, denoise, seed, first_step};
+  const LevelArgs a{x.data, x.rows, at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), inv_sigma + level, level,
+                    steps, drift, diffusion, denoise, seed, first_step};
   switch (shape.data_dim) {
-    case 1: return launch<1>(a, shared_limit_, stream_);
-    case 2: return launch<2>(a, shared_limit_, stream_);
-    case 3: return launch<3>(a, shared_limit_, stream_);
-    case 4: return launch<4>(a, shared_limit_, stream_);
-    case 8: return launch<8>(a, shared_limit_, stream_);
-    default: return false;
+    case 1: launch<1>(a, stream_); break;
+    case 2: launch<2>(a, stream_); break;
+    case 3: launch<3>(a, stream_); break;
+    case 4: launch<4>(a, stream_); break;
+    default: launch<8>(a, stream_); break;
   }
+  ++langevin_runs_;
+  return true;
 }
-
-}  // namespace ncsn
-
-namespace ncsn {
-
-FusedMlp::~FusedMlp() { cudaFree(partials_); }
 
 bool FusedMlp::dsm_gradients(const MlpShape& shape, const float* params, const float* sigma, const float* inv_sigma,
                              Mat<float> xt, Mat<float> noise, const int32_t* level, float grad_scale, float* loss,
                              float* grads) {
-  if (shape.width != H || shape.depth != 2) return false;
+  if (!training_unavailable(shape).empty()) return false;
   const int d = static_cast<int>(shape.data_dim);
-  if (d != 1 && d != 2 && d != 3 && d != 4 && d != 8) return false;
   const auto layout = mlp_layout(shape);
-  const int64_t p = layout.back().offset + layout.back().size, blocks = (xt.rows + R - 1) / R;
-  if (blocks > 0x7fffffff) return false;
-  const size_t need = static_cast<size_t>(blocks * p);
-  if (need > partial_floats_) {
-    cudaFree(partials_);
-    partials_ = nullptr;
-    partial_floats_ = 0;
-    cuda_check(cudaMalloc(&partials_, need * sizeof(float)), "fused training: partial gradients");
-    partial_floats_ = need;
+  const int64_t p = layout.back().offset + layout.back().size, tiles = (xt.rows + R - 1) / R;
+  int64_t& resident = resident_train_blocks_[d];
+  if (resident == 0) {
+    switch (d) {
+      case 1: resident = resident_train_blocks<1>(multiprocessors_); break;
+      case 2: resident = resident_train_blocks<2>(multiprocessors_); break;
+      case 3: resident = resident_train_blocks<3>(multiprocessors_); break;
+      case 4: resident = resident_train_blocks<4>(multiprocessors_); break;
+      default: resident = resident_train_blocks<8>(multiprocessors_); break;
+    }
   }
+  const int64_t blocks = std::max<int64_t>(1, std::min(tiles, resident));
+  if (partials_.size() < blocks * p) partials_ = Array<float>(memory_, blocks * p);
   auto at = [&](size_t t) { return params + layout[t].offset; };
   auto off = [&](size_t t) { return layout[t].offset; };
-  const TrainArgs a{xt.data, noise.data, sigma, inv_sigma, level, xt.rows, static_cast<int32_t>(shape.levels),
-                    at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), grad_scale, loss, partials_, p,
+  const TrainArgs a{xt.data, noise.data, sigma, inv_sigma, level, xt.rows,
+                    at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), grad_scale, loss, partials_.data(), p,
                     off(0), off(1), off(2), off(3), off(4), off(5), off(6), off(7)};
+  const unsigned grid = static_cast<unsigned>(blocks);
   switch (d) {
-    case 1: return launch_train<1>(a, blocks, grads, shared_limit_, stream_);
-    case 2: return launch_train<2>(a, blocks, grads, shared_limit_, stream_);
-    case 3: return launch_train<3>(a, blocks, grads, shared_limit_, stream_);
-    case 4: return launch_train<4>(a, blocks, grads, shared_limit_, stream_);
-    default: return launch_train<8>(a, blocks, grads, shared_limit_, stream_);
+    case 1: launch_train<1>(a, grid, grads, stream_); break;
+    case 2: launch_train<2>(a, grid, grads, stream_); break;
+    case 3: launch_train<3>(a, grid, grads, stream_); break;
+    case 4: launch_train<4>(a, grid, grads, stream_); break;
+    default: launch_train<8>(a, grid, grads, stream_); break;
   }
+  ++training_runs_;
+  return true;
 }
 
 }  // namespace ncsn

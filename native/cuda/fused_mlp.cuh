@@ -10,20 +10,24 @@ namespace ncsn {
 
 class FusedMlp final : public MlpFastPaths<float> {
  public:
-  FusedMlp(int device, cudaStream_t stream);
+  // memory: the backend whose caching allocator holds the per-block gradients.
+  FusedMlp(int device, cudaStream_t stream, Device& memory);
   bool langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                       Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed, uint64_t first_step,
                       float denoise) override;
   bool dsm_gradients(const MlpShape& shape, const float* params, const float* sigma, const float* inv_sigma,
                      Mat<float> xt, Mat<float> noise, const int32_t* level, float grad_scale, float* loss,
                      float* grads) override;
-  ~FusedMlp() override;
+  std::string langevin_unavailable(const MlpShape& shape) const override;
+  std::string training_unavailable(const MlpShape& shape) const override;
 
  private:
   cudaStream_t stream_;
+  Device& memory_;
   size_t shared_limit_ = 0;  // the most shared memory one block may opt into on this GPU
-  float* partials_ = nullptr;  // one gradient per block of rows, summed in block order afterwards
-  size_t partial_floats_ = 0;
+  int multiprocessors_ = 0;
+  int64_t resident_train_blocks_[9] = {};  // by data dimension, found at the first training step
+  Array<float> partials_;    // one gradient per training block, summed in block order afterwards
 };
 
 }  // namespace ncsn

@@ -1,5 +1,8 @@
 #include <mma.h>
 
+#include <stdexcept>
+#include <string>
+
 #include "check.cuh"
 #include "gemm.cuh"
 
@@ -13,7 +16,7 @@ __global__ void __launch_bounds__(256) gemm_tiled(GpuGemm g) {
   __shared__ float as[BK][BM];
   __shared__ float bs[BK][BN];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
   float acc[TM][TN] = {};
   for (int64_t k0 = 0; k0 < g.k; k0 += BK) {
     // Load so that neighbouring threads read neighbouring addresses whichever way the operand runs.
@@ -66,7 +69,7 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
   __shared__ __align__(32) float bs[BK][BN + PAD];
   __shared__ __align__(32) float cs[BM][BN + PAD];
   const int warp = threadIdx.x / 32, wm = (warp / 2) * 32, wn = (warp % 2) * 32;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
   for (auto& row : acc)
     for (auto& f : row) wmma::fill_fragment(f, 0.0f);
@@ -111,7 +114,13 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
 
 void gemm_gpu(const GpuGemm& g, cudaStream_t stream, bool tf32) {
   if (g.m == 0 || g.n == 0) return;
-  const dim3 grid(static_cast<unsigned>((g.n + BN - 1) / BN), static_cast<unsigned>((g.m + BM - 1) / BM));
+  // Rows (batch or particles, up to 2³¹ − 1 tiles) on grid.x; columns (layer widths) on grid.y,
+  // whose limit of 65,535 tiles is 4,194,240 columns.
+  const int64_t row_tiles = (g.m + BM - 1) / BM, col_tiles = (g.n + BN - 1) / BN;
+  if (row_tiles > 0x7fffffff || col_tiles > 65535)
+    throw std::invalid_argument("matrix product of " + std::to_string(g.m) + "×" + std::to_string(g.n) +
+                                " is larger than one launch covers");
+  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
   if (tf32) {
     gemm_tf32<<<grid, 128, 0, stream>>>(g);
     launch_check("gemm_tf32");

@@ -1,4 +1,4 @@
-// Runs every registered native test, or those whose name contains argv[1].
+// Runs every registered native test, or those whose name contains one of the arguments.
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -15,7 +15,9 @@ std::vector<Case>& registry() {
 int main(int argc, char** argv) {
   int failed = 0, run = 0, skipped = 0;
   for (const auto& c : ncsn::test::registry()) {
-    if (argc > 1 && !std::strstr(c.name, argv[1])) continue;
+    bool chosen = argc == 1;
+    for (int a = 1; a < argc; ++a) chosen = chosen || std::strstr(c.name, argv[a]);
+    if (!chosen) continue;
     ++run;
     try {
       c.fn();

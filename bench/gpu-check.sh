@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The whole GPU proof in one call on a lent GPU machine, which has no network and no compiler time
+# to spare: everything was built on the development machine and packed with
+#   PACK_DEV=1 bash ../shared/gpu/pack.sh
+# and runs there as
+#   . .gpu/setup.sh && bash bench/gpu-check.sh
+# It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (300
+# by default), so that one hang costs only its share. $OUT (or ./gpu-check-out) receives
+# summary.txt, the table printed last, and logs.tar.gz, every step's full log.
+# Without a usable GPU it says so in one line and exits 1.
+set -uo pipefail
+
+app=${NCSN_APP:-/tmp/ncsn-app}
+[ -d "$app/build" ] || app=$(cd "$(dirname "$0")/.." && pwd)
+results=${OUT:-$app/gpu-check-out}
+deadline=${DEADLINE:-300}
+mkdir -p "$results"
+out=$(mktemp -d)
+cd "$app"
+node_bin=(node "$app/bin/ncsn-cuda.js")
+
+# One line and exit 1 when no GPU is usable: the addon's own probe decides, as `--device auto` does.
+if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
+  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    let i; try { i = JSON.parse(s); } catch {
+      const lines = s.trim().split("\n");
+      console.log("ncsn-cuda info failed: " + (lines.find((l) => /^\w*Error: /.test(l)) ?? lines[0]));
+      process.exit(1);
+    }
+    if (!i.devices.some((d) => d.usable)) { console.log(i.cuda.problem ?? "no usable GPU"); process.exit(1); }
+  });'); then
+  echo "gpu-check: no usable GPU here: $problem"
+  exit 1
+fi
+
+declare -A status
+# step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  [ $((deadline - SECONDS)) -lt "$limit" ] && limit=$((deadline - SECONDS))
+  if [ "$limit" -lt 10 ]; then
+    status[$name]="not run: past the ${deadline} s deadline"
+    return
+  fi
+  echo "== $name (limit ${limit}s): $*"
+  timeout --signal=TERM --kill-after=10 "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  case $rc in
+    0) status[$name]="pass" ;;
+    124 | 137) status[$name]="TIMEOUT after ${limit}s" ;;
+    *) status[$name]="FAIL (exit $rc)" ;;
+  esac
+  status[$name]="${status[$name]}, $((SECONDS - start)) s"
+  tail -n 4 "$out/$name.log" | sed 's/^/   /'
+}
+
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+python=${PYTHON:-python3}
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  "${node_bin[@]}" info
+} > "$out/gpu.txt"
+cat "$out/gpu.txt"
+
+step native_tests 90 build/ncsn_tests
+step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
+step w1_fp32 60 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda fp32
+step w1_tf32 60 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda tf32
+if [ -n "$sanitizer" ]; then
+  # the kernels that share memory between threads, and every CUDA op once
+  step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise
+  step racecheck 60 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests cuda_fused_dsm cuda_fused_langevin
+else
+  status[memcheck]="not run: no compute-sanitizer"
+  status[racecheck]="not run: no compute-sanitizer"
+fi
+step vitest 150 node node_modules/vitest/vitest.mjs run --reporter=dot
+
+{
+  echo
+  echo "gpu-check: $(head -n 2 "$out/gpu.txt" | tail -n 1)"
+  printf '%-14s %s\n' step result
+  for name in native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck vitest; do
+    printf '%-14s %s\n' "$name" "${status[$name]:-not run}"
+  done
+  grep -h '"kernel"' "$out/fused_kernels.log" 2>/dev/null
+  grep -h '"compare"' "$out/w1_fp32.log" "$out/w1_tf32.log" 2>/dev/null
+  grep -hE '^(ok|FAIL|skip) ' "$out/native_tests.log" 2>/dev/null | grep -v '^ok' | head -n 20
+  grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/memcheck.log" "$out/racecheck.log" 2>/dev/null
+} | tee "$results/summary.txt"
+tar -C "$out" -czf "$results/logs.tar.gz" .
+rm -rf "$out"
+for name in "${!status[@]}"; do
+  case ${status[$name]} in pass*) ;; *) exit 1 ;; esac
+done
