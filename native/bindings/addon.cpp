@@ -123,6 +123,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceMethod<&ModelWrap::Tensors>("tensors"),
                         InstanceMethod<&ModelWrap::Score>("score"),
                         InstanceMethod<&ModelWrap::LoadTensors>("loadTensors"),
+                        InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                        InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                         InstanceAccessor<&ModelWrap::Step>("step"),
                         InstanceAccessor<&ModelWrap::ParamCount>("paramCount"),
                         InstanceAccessor<&ModelWrap::Backend>("backend"),
@@ -161,6 +163,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     c.mixture_var = get_number(o, "mixtureVariance", 1.0);
     try {
       model_ = std::make_unique<Model>(c);
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "out of memory creating the model (width " + std::to_string(c.shape.width) + ", depth " +
+                                      std::to_string(c.shape.depth) + ", data dimension " +
+                                      std::to_string(c.shape.data_dim) + ", " + std::to_string(c.sigmas.size()) +
+                                      " noise levels)");
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -168,11 +175,35 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Model& model() { return *model_; }
   std::atomic<bool>& cancel_flag() { return cancel_; }
-  void set_busy(bool b) { busy_ = b; }
+  void set_busy(bool busy) {
+    busy_ = busy;
+    if (!busy && dispose_pending_) model_.reset();
+  }
 
  private:
+  // The model, unless dispose() has freed it (or will, when the running call ends).
+  Model& live(Napi::Env env) {
+    if (!model_ || dispose_pending_) throw Napi::Error::New(env, "the model has been disposed");
+    return *model_;
+  }
   void claim(Napi::Env env) {
+    live(env);
     if (busy_) throw Napi::Error::New(env, "the model is busy: one training or sampling call runs at a time");
+  }
+
+  // Frees the weights, buffers and threads now; during a train or sample call, cancels it and
+  // frees them when it ends. Calling it again does nothing.
+  void Dispose(const Napi::CallbackInfo&) {
+    if (!model_) return;
+    if (busy_) {
+      dispose_pending_ = true;
+      cancel_ = true;
+    } else {
+      model_.reset();
+    }
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !model_ || dispose_pending_);
   }
 
   void SetData(const Napi::CallbackInfo& info) {
@@ -186,7 +217,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (rows < 1 || cols < 1 || static_cast<size_t>(rows * cols) != a.ElementLength())
       throw Napi::RangeError::New(env, "setData: data must hold rows × cols values");
     try {
-      model_->set_data(a.Data(), rows, cols);
+      live(env).set_data(a.Data(), rows, cols);
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -204,13 +235,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsNumber())
       throw type_error(env, "score(points, level, useEma?): points must be a Float32Array and level a number");
     Napi::Float32Array x = info[0].As<Napi::Float32Array>();
-    const int64_t d = model_->config().shape.data_dim;
+    const int64_t d = live(env).config().shape.data_dim;
     if (x.ElementLength() == 0 || x.ElementLength() % static_cast<size_t>(d) != 0)
       throw Napi::RangeError::New(env, "score: points must hold n × " + std::to_string(d) + " values");
     const bool ema = info.Length() < 3 || info[2].IsUndefined() ? true : info[2].ToBoolean().Value();
     try {
-      return to_js(env, model_->score(x.Data(), static_cast<int64_t>(x.ElementLength()) / d,
-                                      info[1].As<Napi::Number>().Int32Value(), ema));
+      return to_js(env, live(env).score(x.Data(), static_cast<int64_t>(x.ElementLength()) / d,
+                                        info[1].As<Napi::Number>().Int32Value(), ema));
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "out of memory scoring " + std::to_string(x.ElementLength() / d) + " points");
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -219,7 +252,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Tensors(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     claim(env);
-    const auto tensors = model_->tensors();
+    const auto tensors = live(env).tensors();
     Napi::Array out = Napi::Array::New(env, tensors.size());
     for (size_t i = 0; i < tensors.size(); ++i) {
       Napi::Object t = Napi::Object::New(env);
@@ -261,29 +294,30 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     const double step = info[1].As<Napi::Number>().DoubleValue();
     if (step < 0 || step != std::floor(step)) throw Napi::RangeError::New(env, "loadTensors: step must be an integer ≥ 0");
     try {
-      model_->load_tensors(tensors, static_cast<int64_t>(step));
+      live(env).load_tensors(tensors, static_cast<int64_t>(step));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(model_->step()));
+    return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).step()));
   }
   Napi::Value ParamCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(model_->param_count()));
+    return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).param_count()));
   }
-  Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model_->backend_name()); }
+  Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), live(info.Env()).backend_name()); }
   // Why `auto` chose the CPU, or null.
   Napi::Value Notice(const Napi::CallbackInfo& info) {
-    const std::string& n = model_->backend_notice();
+    const std::string& n = live(info.Env()).backend_notice();
     return n.empty() ? info.Env().Null() : Napi::String::New(info.Env(), n);
   }
-  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), model_->threads()); }
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env()).threads()); }
 
   std::unique_ptr<Model> model_;
   std::atomic<bool> cancel_{false};
   bool busy_ = false;
+  bool dispose_pending_ = false;
 };
 
 template <typename Progress>
@@ -317,7 +351,10 @@ class TrainWorker : public ModelWorker<ncsn::TrainProgress> {
       done_ = owner_->model().train(steps_, batch_, every_, [&](const ncsn::TrainProgress& p) {
         progress.Send(&p, 1);
         return !owner_->cancel_flag().load();
-      });
+      }, &owner_->cancel_flag());
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory training with a batch of " + std::to_string(batch_) + " points of dimension " +
+               std::to_string(owner_->model().config().shape.data_dim));
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -327,11 +364,11 @@ class TrainWorker : public ModelWorker<ncsn::TrainProgress> {
     for (size_t i = 0; i < n; ++i) report(progress_to_js(Env(), p[i]));
   }
   void OnOK() override {
-    finish();
     Napi::Object r = Napi::Object::New(Env());
     r.Set("steps", Napi::Number::New(Env(), static_cast<double>(done_)));
     r.Set("step", Napi::Number::New(Env(), static_cast<double>(owner_->model().step())));
     r.Set("cancelled", Napi::Boolean::New(Env(), done_ < steps_));
+    finish();
     deferred_.Resolve(r);
   }
 
@@ -345,6 +382,7 @@ class SampleWorker : public ModelWorker<ncsn::SampleProgress> {
                std::vector<float> init)
       : ModelWorker(env, owner, self, cb), req_(std::move(req)), init_(std::move(init)) {
     if (!init_.empty()) req_.init = &init_;
+    req_.cancel = &owner_->cancel_flag();
   }
 
   void Execute(const ExecutionProgress& progress) override {
@@ -353,6 +391,9 @@ class SampleWorker : public ModelWorker<ncsn::SampleProgress> {
         progress.Send(&p, 1);
         return !owner_->cancel_flag().load();
       });
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory sampling " + std::to_string(req_.n) + " points of dimension " +
+               std::to_string(owner_->model().config().shape.data_dim));
     } catch (const std::exception& e) {
       SetError(e.what());
     }

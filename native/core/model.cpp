@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "../cpu/cpu_ops.h"
+#include "limits.h"
 #ifdef NCSN_WITH_CUDA
 #include "../cuda/cuda_backend.h"
 #endif
@@ -24,8 +25,9 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
     index = std::stoi(n);
   }
 #ifdef NCSN_WITH_CUDA
-  if (gpu) return make_cuda_ops(index, tf32);
   const GpuProbe& p = probe_gpus();
+  if (gpu && p.devices.empty()) throw std::invalid_argument("--device " + device + ": " + p.problem);
+  if (gpu) return make_cuda_ops(index, tf32);
   std::string why = p.problem;
   for (const GpuInfo& g : p.devices) {
     if (!g.usable) continue;
@@ -62,7 +64,10 @@ Model::Model(const ModelConfig& config) : config_(config) {
   if (!exact && config.kind != "mlp")
     throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, exact:mixture)");
   check_sigmas(config.sigmas, exact);
+  check_bound(static_cast<int64_t>(config.sigmas.size()), Limits::levels, "the number of noise levels");
   config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
+  if (exact) check_bound(config.shape.data_dim, Limits::data_dim, "the data dimension");
+  else checked_mlp_param_count(config_.shape);
   ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
 
   const int64_t levels = config_.shape.levels;
@@ -117,11 +122,13 @@ void Model::set_data(const float* data, int64_t rows, int64_t cols) {
 }
 
 int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
-                     const std::function<bool(const TrainProgress&)>& report) {
+                     const std::function<bool(const TrainProgress&)>& report, const std::atomic<bool>* cancel) {
   ops_->bind_to_calling_thread();
   if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
   if (trainer_->data_rows() == 0) throw std::invalid_argument("no training data was given");
   if (steps < 0 || batch < 1 || report_every < 1) throw std::invalid_argument("steps, batch and report interval must be positive");
+  checked_product(batch, config_.shape.data_dim, Limits::elements,
+                  "a batch of " + std::to_string(batch) + " points of dimension " + std::to_string(config_.shape.data_dim));
   TrainSettings ts;
   ts.batch = batch;
   ts.adam = config_.adam;
@@ -144,7 +151,8 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
     }
     ++done;
     ++window;
-    if (done % report_every == 0 || done == steps) {
+    const bool stop = cancel && cancel->load(std::memory_order_relaxed);
+    if (done % report_every == 0 || done == steps || stop) {
       TrainProgress p;
       p.step = state_->step;
       double total = 0;
@@ -163,7 +171,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
       window = 0;
       std::fill(sum.begin(), sum.end(), 0.0);
       std::fill(count.begin(), count.end(), 0);
-      if (!report(p)) break;
+      if (!report(p) || stop) break;
     }
   }
   return done;
@@ -175,7 +183,8 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
   const int64_t d = model_->data_dim();
   const SamplerSettings& rs = req.sampler;
   if (req.n < 1) throw std::invalid_argument("the number of samples must be positive");
-  if (rs.steps_per_level < 1) throw std::invalid_argument("steps per level must be positive");
+  check_bound(rs.steps_per_level, Limits::steps_per_level, "the steps per level");
+  checked_product(req.n, d, Limits::elements, std::to_string(req.n) + " samples of dimension " + std::to_string(d));
   if (!(rs.step_lr > 0) || !std::isfinite(rs.step_lr)) throw std::invalid_argument("the step size must be positive");
   if (!(rs.snr > 0) || !std::isfinite(rs.snr)) throw std::invalid_argument("the signal-to-noise ratio must be positive");
   if (rs.report_every < 0) throw std::invalid_argument("the report interval must not be negative");
@@ -183,6 +192,7 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
     throw std::invalid_argument("the pc sampler needs positive noise levels");
   SamplerSettings settings = rs;
   settings.sigmas = config_.sigmas;
+  settings.cancel = req.cancel;
   Array<float> x(*ops_, req.n * d);
   Mat<float> xm = x.mat(req.n, d);
   if (req.init) {
@@ -217,6 +227,7 @@ std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool u
   ops_->bind_to_calling_thread();
   const int64_t d = model_->data_dim();
   if (n < 1) throw std::invalid_argument("score: no points");
+  checked_product(n, d, Limits::elements, "score: " + std::to_string(n) + " points of dimension " + std::to_string(d));
   if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
     throw std::invalid_argument("score: the level must be in [0, " + std::to_string(config_.sigmas.size()) + ")");
   const int64_t chunk = ops_->independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);

@@ -47,6 +47,8 @@ struct SampleRequest {
   bool use_ema = true;
   const std::vector<float>* init = nullptr;  // n×D starting points instead of those
   bool frames = false;  // copy the particles out at the start and at every report
+  // Set from another thread to stop after the current Langevin step; sample() then returns false.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct SampleProgress {
@@ -76,14 +78,15 @@ class Model {
   bool trainable() const { return mlp_ != nullptr; }
   int64_t step() const { return state_->step; }
   int64_t param_count() const { return model_->param_count(); }
-
-  void set_data(const float* data, int64_t rows, int64_t cols);
   // The backend's fused MLP kernels, or null: which path training and sampling take, and why.
   const MlpFastPaths<float>* fast_paths() const { return ops_->mlp_fast_paths(); }
+
+  void set_data(const float* data, int64_t rows, int64_t cols);
   // Runs `steps` steps of `batch`, calling report() every `report_every` steps and after the last;
-  // report returns false to stop early. Returns the steps done.
+  // report returns false to stop early. `cancel`, set from another thread, stops after the current
+  // step, with a report of the steps since the last one. Returns the steps done.
   int64_t train(int64_t steps, int64_t batch, int64_t report_every,
-                const std::function<bool(const TrainProgress&)>& report);
+                const std::function<bool(const TrainProgress&)>& report, const std::atomic<bool>* cancel = nullptr);
   // Returns false when progress() asked to stop.
   bool sample(const SampleRequest& req, std::vector<float>& out,
               const std::function<bool(const SampleProgress&)>& progress);

@@ -13,6 +13,7 @@
 // with denoising the last predictor step leaves out its noise, which is the σ_L² s denoising step.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <stdexcept>
@@ -35,6 +36,8 @@ struct SamplerSettings {
   // Also report every this many steps inside a level (the frames of an animation); 0: at level ends.
   int64_t report_every = 0;
   std::vector<double> sigmas;  // σ_1 > … > σ_L, the levels of the model
+  // Set from another thread to stop after the current step; the sampler then returns false.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Where a sampler stands: `step` of the T steps of `level` (0-based) are done; step == T at the
@@ -57,6 +60,8 @@ inline double langevin_alpha(const SamplerSettings& s, size_t i) {
 inline int64_t segment_steps(const SamplerSettings& s) {
   return s.report_every > 0 ? std::min(s.report_every, s.steps_per_level) : s.steps_per_level;
 }
+
+inline bool cancelled(const SamplerSettings& s) { return s.cancel && s.cancel->load(std::memory_order_relaxed); }
 
 // Particles are independent, so each chunk of rows runs a whole segment on one worker with its
 // scratch in cache.
@@ -93,6 +98,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
           Mat<T> xc = x.row_range(r0, r1), sc = score[w].mat(m, d), zc = noise[w].mat(m, d);
           ops.fill_int(level[w].data(), m, static_cast<int32_t>(i));
           for (int64_t t = 0; t < t1 - t0; ++t) {
+            if (cancelled(s)) return;
             model.score(ops, w, sc, xc, level[w].data(), params);
             ops.random_normal(zc, {s.seed, RngPurpose::sample_noise, first_step + static_cast<uint64_t>(t)},
                               static_cast<uint64_t>(r0 * d));
@@ -104,7 +110,8 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
           }
         });
       }
-      if (!progress({i, t1})) return false;
+      // A fused segment runs whole: a cancel takes effect at its end.
+      if (cancelled(s) || !progress({i, t1})) return false;
     }
   }
   return true;
@@ -153,13 +160,14 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
         const double ratio = s.snr * noise_norm / score_norm, e = 2 * ratio * ratio;
         move(e, std::sqrt(2 * e));
       }
+      if (cancelled(s)) return false;
       if ((t + 1) % segment == 0 && t + 1 < steps && !progress({i, t + 1})) return false;
     }
     const double next = i + 1 < levels ? s.sigmas[i + 1] : 0.0;
     const double var = s.sigmas[i] * s.sigmas[i] - next * next;
     score_and_noise(li, static_cast<uint64_t>(i) * per_level + static_cast<uint64_t>(steps));
     move(var, s.denoise && i == levels - 1 ? 0.0 : std::sqrt(var));
-    if (!progress({i, steps})) return false;
+    if (cancelled(s) || !progress({i, steps})) return false;
   }
   return true;
 }

@@ -88,7 +88,7 @@ class DsmTrainer {
     for (int64_t r = 0; r < b; ++r)
       if (!std::isfinite(static_cast<double>(loss_out[r]))) {
         std::ostringstream os;
-        os << "training diverged: non-finite loss at step " << st.step + 1 << ", noise level " << level_out[r]
+        os << "training diverged: non-finite loss at step " << st.step + 1 << ", noise level " << level_out[r] + 1
            << " (sigma " << sigma_host_[level_out[r]] << ")";
         throw DivergenceError(os.str());
       }

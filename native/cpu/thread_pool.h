@@ -6,6 +6,8 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -13,19 +15,26 @@ namespace ncsn {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads) : size_(threads < 1 ? 1 : threads) {
-    for (int w = 1; w < size_; ++w) threads_.emplace_back([this, w] { loop(w); });
+  // How the pool starts a thread; the tests pass one that fails part-way.
+  using Spawn = std::function<std::thread(std::function<void()>)>;
+  static std::thread spawn_thread(std::function<void()> body) { return std::thread(std::move(body)); }
+
+  // When a thread cannot be started, those already running are stopped and joined before the
+  // constructor throws, since no destructor runs for a pool that was never made.
+  explicit ThreadPool(int threads, const Spawn& spawn = spawn_thread) : size_(threads < 1 ? 1 : threads) {
+    for (int w = 1; w < size_; ++w) {
+      try {
+        threads_.push_back(spawn([this, w] { loop(w); }));
+      } catch (const std::exception& e) {
+        stop_and_join();
+        throw std::runtime_error("could not start CPU worker thread " + std::to_string(w) + " of " +
+                                 std::to_string(size_ - 1) + " (" + e.what() + ")");
+      }
+    }
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
+  ~ThreadPool() { stop_and_join(); }
 
   int size() const { return size_; }
 
@@ -55,6 +64,15 @@ class ThreadPool {
   }
 
  private:
+  void stop_and_join() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
   void work(int worker) {
     for (;;) {
       const int64_t i = next_.fetch_add(1);
