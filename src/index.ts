@@ -1,6 +1,7 @@
 // The public library API: create or load a model, train it on a dataset, sample from it, save it.
-import { addon, type NativeModel, type NativeTensor } from './native.js';
+import { addon, type NativeModel, type NativeSampleProgress, type NativeTensor } from './native.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
+import { checkCheckpointConfig } from './checkpoint-config.js';
 import { MIXTURE, type ImageShape } from './data/index.js';
 
 export { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE, type Dataset, type ImageShape, type NoiseDefaults } from './data/index.js';
@@ -9,6 +10,7 @@ export type { LevelsForOverlap, StepLrForLevels } from './schedule.js';
 export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
 export { renderScatter } from './render/scatter.js';
 export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
+export { LIMITS } from './limits.js';
 
 export type ModelKind = 'mlp' | 'exact:mixture';
 /** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
@@ -109,8 +111,12 @@ export interface TrainOptions {
   batchSize?: number;
   /** Report progress every this many steps. */
   reportEvery?: number;
+  /** What it throws stops training after the current step and rejects the promise with it. */
   onProgress?: (p: TrainProgress) => void;
-  /** Aborting stops after the current step; the promise then resolves with cancelled: true. */
+  /**
+   * Aborting stops after the current step; the promise then resolves with cancelled: true. A signal
+   * aborted before the call rejects it with the signal's reason, before any step.
+   */
   signal?: AbortSignal;
 }
 
@@ -136,11 +142,15 @@ export interface SampleOptions extends Partial<SamplingDefaults> {
   init?: Float32Array;
   /** Use the backend's fused sampler kernel where it has one (default); false forces the op-by-op path. */
   fused?: boolean;
+  /** What onProgress or onFrame throws stops sampling and rejects the promise with it. */
   onProgress?: (levelsDone: number, levels: number) => void;
   /** Call onFrame with the particles at the start, every `frameEvery` steps and at each level's end. */
   frameEvery?: number;
   onFrame?: (particles: Float32Array, at: SamplerPosition) => void;
-  /** Aborting stops after the current noise level and rejects with an AbortError. */
+  /**
+   * Aborting stops after the current Langevin step (on a GPU's fused kernel, at the end of the
+   * current level or frame) and rejects with an AbortError; so does a signal aborted before the call.
+   */
   signal?: AbortSignal;
 }
 
@@ -168,13 +178,38 @@ export const SAMPLING_DEFAULTS: Readonly<SamplingDefaults> = {
   initHigh: 8,
 };
 
-function withAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
+// Call right after the native call has started its worker, which clears the cancel flag of any
+// earlier run; an already aborted signal is refused before that, by signal.throwIfAborted().
+function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
   if (!signal) return () => {};
-  if (signal.aborted) cancel();
   signal.addEventListener('abort', cancel);
   return () => signal.removeEventListener('abort', cancel);
 }
 
+// A progress callback whose first throw cancels the run; `failed` holds what it threw, which the
+// call then rejects with. Later reports do not reach the callback.
+function guarded<A extends unknown[]>(callback: (...args: A) => void, cancel: () => void) {
+  const state: { failed: { error: unknown } | null; call: (...args: A) => void } = {
+    failed: null,
+    call: (...args: A) => {
+      if (state.failed) return;
+      try {
+        callback(...args);
+      } catch (error) {
+        state.failed = { error };
+        cancel();
+      }
+    },
+  };
+  return state;
+}
+
+/**
+ * A model owns native memory and, on a CPU, worker threads until dispose() (or `using`) frees
+ * them, or the garbage collector does. dispose() during train() or sample() cancels the call
+ * (train resolves with cancelled: true, sample rejects with an AbortError) and frees everything
+ * when it ends. Any use after dispose() throws.
+ */
 export class NcsnModel {
   readonly config: ModelConfig;
   private readonly native: NativeModel;
@@ -242,25 +277,35 @@ export class NcsnModel {
     });
   }
 
-  /** A model with the weights, optimizer state, EMA and config of a checkpoint. */
+  /**
+   * A model with the weights, optimizer state, EMA and config of a checkpoint. Every config value
+   * is checked, and the config against the tensors' shapes, before anything is allocated.
+   */
   static load(file: string, options: { device?: Device; threads?: number } & BackendOptions = {}): NcsnModel {
     const { tensors, metadata } = readCheckpoint(file);
-    let config: ModelConfig;
-    let step: number;
+    let raw: unknown;
     try {
-      config = JSON.parse(metadata.config) as ModelConfig;
-      step = Number(metadata.step);
+      raw = JSON.parse(metadata.config);
     } catch {
       throw new CheckpointError(`${file}: the checkpoint's config is not valid JSON`);
     }
-    if (!config || typeof config !== 'object' || !Array.isArray(config.sigmas) || !Number.isInteger(step)) {
-      throw new CheckpointError(`${file}: the checkpoint's metadata has no usable config and step`);
+    const step = Number(metadata.step);
+    if (!Number.isSafeInteger(step) || step < 0) {
+      throw new CheckpointError(`${file}: the checkpoint's step is ${JSON.stringify(metadata.step ?? null)}, not a whole number ≥ 0`);
     }
-    // checkpoints from before a sampling setting existed take its default
+    // keys that checkpoints from before a setting existed lack take its default
+    const withDefaults = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? { ...defaults, data: null, ...raw } : raw;
+    const config = checkCheckpointConfig(file, withDefaults, tensors);
     config.sampling = { ...SAMPLING_DEFAULTS, ...config.sampling };
     config.image ??= null;
+    config.mixture ??= null;
     const { device = 'auto', threads = 0, ...backend } = options;
-    const model = new NcsnModel(config, device, threads, backend);
+    let model: NcsnModel;
+    try {
+      model = new NcsnModel(config, device, threads, backend);
+    } catch (e) {
+      throw new CheckpointError(`${file}: ${(e as Error).message}`);
+    }
     try {
       model.native.loadTensors(tensors as NativeTensor[], step);
     } catch (e) {
@@ -287,21 +332,40 @@ export class NcsnModel {
     return this.native.threads;
   }
 
+  /** Frees the native memory and threads now (see the class comment for a call in progress). */
+  dispose(): void {
+    this.native.dispose();
+    this.data = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+
   /** Runs `steps` DSM training steps on `data`, handed to the native core once and kept there. */
   async train(data: TrainingData, options: TrainOptions): Promise<TrainResult> {
     if (data.dim !== this.config.dataDim) {
       throw new RangeError(`the data has dimension ${data.dim} but the model expects ${this.config.dataDim}`);
     }
+    options.signal?.throwIfAborted();
     if (this.data !== data.data) {
       this.native.setData(data.data, data.rows, data.dim);
       this.data = data.data;
     }
-    const stop = withAbort(options.signal, () => this.native.cancel());
+    const onProgress = options.onProgress && guarded(options.onProgress, () => this.native.cancel());
+    const running = this.native.train(
+      { steps: options.steps, batchSize: options.batchSize ?? this.config.batchSize, reportEvery: options.reportEvery ?? 100 },
+      onProgress?.call,
+    );
+    const stop = onAbort(options.signal, () => this.native.cancel());
     try {
-      return await this.native.train(
-        { steps: options.steps, batchSize: options.batchSize ?? this.config.batchSize, reportEvery: options.reportEvery ?? 100 },
-        options.onProgress,
-      );
+      const result = await running;
+      if (onProgress?.failed) throw onProgress.failed.error;
+      return result;
     } finally {
       stop();
     }
@@ -313,31 +377,36 @@ export class NcsnModel {
     const levels = this.config.sigmas.length;
     const { onProgress, onFrame } = options;
     if (onFrame && !options.frameEvery) throw new RangeError('onFrame needs frameEvery, the steps between frames');
-    const stop = withAbort(options.signal, () => this.native.cancel());
+    options.signal?.throwIfAborted();
+    const report =
+      onProgress || onFrame
+        ? guarded((p: NativeSampleProgress) => {
+            if (p.frame) onFrame?.(p.frame, { level: p.level, step: p.step });
+            if (p.step === s.stepsPerLevel) onProgress?.(p.level + 1, levels);
+          }, () => this.native.cancel())
+        : undefined;
+    const running = this.native.sample(
+      {
+        n: options.n ?? 1000,
+        sampler: s.sampler,
+        stepsPerLevel: s.stepsPerLevel,
+        stepLr: s.stepLr,
+        snr: s.snr,
+        denoise: s.denoise,
+        seed: options.seed ?? 0,
+        initLow: s.initLow,
+        initHigh: s.initHigh,
+        useEma: options.useEma ?? true,
+        fused: options.fused ?? true,
+        frameEvery: onFrame ? (options.frameEvery ?? 0) : 0,
+        ...(options.init ? { init: options.init } : {}),
+      },
+      report?.call,
+    );
+    const stop = onAbort(options.signal, () => this.native.cancel());
     try {
-      const out = await this.native.sample(
-        {
-          n: options.n ?? 1000,
-          sampler: s.sampler,
-          stepsPerLevel: s.stepsPerLevel,
-          stepLr: s.stepLr,
-          snr: s.snr,
-          denoise: s.denoise,
-          seed: options.seed ?? 0,
-          initLow: s.initLow,
-          initHigh: s.initHigh,
-          useEma: options.useEma ?? true,
-          fused: options.fused ?? true,
-          frameEvery: onFrame ? (options.frameEvery ?? 0) : 0,
-          ...(options.init ? { init: options.init } : {}),
-        },
-        onProgress || onFrame
-          ? (p) => {
-              if (p.frame) onFrame?.(p.frame, { level: p.level, step: p.step });
-              if (p.step === s.stepsPerLevel) onProgress?.(p.level + 1, levels);
-            }
-          : undefined,
-      );
+      const out = await running;
+      if (report?.failed) throw report.failed.error;
       if (out.cancelled) throw new DOMException('sampling was aborted', 'AbortError');
       return out.samples;
     } finally {

@@ -89,6 +89,9 @@ export interface NativeModel {
   tensors(): NativeTensor[];
   score(points: Float32Array, level: number, useEma?: boolean): Float32Array;
   loadTensors(tensors: NativeTensor[], step: number): void;
+  /** Frees the model now, or when the running train or sample call ends (which it cancels). */
+  dispose(): void;
+  readonly disposed: boolean;
 }
 
 export interface NativeGpu {

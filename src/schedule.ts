@@ -1,11 +1,12 @@
 // Noise levels: NCSN's geometric sequence σ_1 > … > σ_L.
+import { LIMITS } from './limits.js';
 
 export function geometricSigmas(sigmaBegin: number, sigmaEnd: number, levels: number): number[] {
   if (!(Number.isFinite(sigmaBegin) && Number.isFinite(sigmaEnd) && sigmaEnd > 0 && sigmaBegin > sigmaEnd)) {
     throw new RangeError(`noise levels need sigma-begin > sigma-end > 0 (got ${sigmaBegin} and ${sigmaEnd})`);
   }
-  if (!Number.isInteger(levels) || levels < 2) {
-    throw new RangeError(`the number of noise levels must be an integer ≥ 2 (got ${levels})`);
+  if (!Number.isInteger(levels) || levels < 2 || levels > LIMITS.levels) {
+    throw new RangeError(`the number of noise levels must be an integer from 2 to ${LIMITS.levels.toLocaleString('en-US')} (got ${levels})`);
   }
   const a = Math.log(sigmaBegin);
   const b = Math.log(sigmaEnd);

@@ -45,14 +45,31 @@ function logTicks(lo: number, hi: number): number[] {
   return out.length > 9 ? out.filter((v) => Number.isInteger(Math.log10(v))) : out;
 }
 
+// Smallest and largest by a loop: spreading a long log into Math.min overflows the stack.
+function extent(values: number[]): [number, number] | null {
+  if (values.length === 0) return null;
+  let lo = values[0];
+  let hi = values[0];
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return [lo, hi];
+}
+
+// An axis over a single value (a log whose lines all have one step) spans one unit either side.
+function widened([lo, hi]: [number, number]): [number, number] {
+  return hi > lo ? [lo, hi] : [lo - 1, hi + 1];
+}
+
 export function renderLines(options: LinesOptions): Buffer {
   const canvas = new Canvas(options.width ?? 900, options.height ?? 600);
   const { width, height, k } = canvas;
   const points = options.series.flatMap((s) => s.xs.map((x, i) => [x, s.ys[i]])).filter(([x, y]) => Number.isFinite(x) && y > 0);
   const xs = points.map((p) => p[0]);
   const ys = points.map((p) => Math.log10(p[1]));
-  const [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
-  const [l0, l1] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
+  const [x0, x1] = widened(extent(xs) ?? [0, 1]);
+  const [l0, l1] = extent(ys) ?? [0, 1];
   const pad = Math.max(0.05, 0.05 * (l1 - l0));
   const [y0, y1] = [l0 - pad, l1 + pad];
   const plot: Rect = {
@@ -61,7 +78,7 @@ export function renderLines(options: LinesOptions): Buffer {
     right: Math.round(width - 190 * k),
     bottom: Math.round(height - 64 * k),
   };
-  const toX = (x: number) => plot.left + ((x - x0) / (x1 - x0 || 1)) * (plot.right - plot.left);
+  const toX = (x: number) => plot.left + ((x - x0) / (x1 - x0)) * (plot.right - plot.left);
   const toY = (v: number) => plot.bottom - ((Math.log10(v) - y0) / (y1 - y0)) * (plot.bottom - plot.top);
 
   for (const s of options.series) {
