@@ -4,7 +4,7 @@
 #   PACK_DEV=1 bash ../shared/gpu/pack.sh
 # and runs there as
 #   . .gpu/setup.sh && bash bench/gpu-check.sh
-# It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (300
+# It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
 # by default), so that one hang costs only its share. $OUT (or ./gpu-check-out) receives
 # summary.txt, the table printed last, and logs.tar.gz, every step's full log.
 # Without a usable GPU it says so in one line and exits 1.
@@ -13,7 +13,7 @@ set -uo pipefail
 app=${NCSN_APP:-/tmp/ncsn-app}
 [ -d "$app/build" ] || app=$(cd "$(dirname "$0")/.." && pwd)
 results=${OUT:-$app/gpu-check-out}
-deadline=${DEADLINE:-300}
+deadline=${DEADLINE:-330}
 mkdir -p "$results"
 out=$(mktemp -d)
 cd "$app"
@@ -67,8 +67,8 @@ cat "$out/gpu.txt"
 
 step native_tests 90 build/ncsn_tests
 step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
-step w1_fp32 60 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda fp32
-step w1_tf32 60 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda tf32
+step w1_fp32 75 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda fp32
+step w1_tf32 75 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda tf32
 if [ -n "$sanitizer" ]; then
   # the kernels that share memory between threads, and every CUDA op once
   step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise
@@ -77,7 +77,7 @@ else
   status[memcheck]="not run: no compute-sanitizer"
   status[racecheck]="not run: no compute-sanitizer"
 fi
-step vitest 150 node node_modules/vitest/vitest.mjs run --reporter=dot
+step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporter=dot
 
 {
   echo
