@@ -3,7 +3,8 @@
 // the raw data. The run's config travels as JSON in the header's __metadata__, so PyTorch users can
 // open the file with safetensors.torch.load_file and read the config with safe_open().metadata().
 import fs from 'node:fs';
-import path from 'node:path';
+
+import { describeFileError, readAll, writeFileAtomic } from './io/files.js';
 
 export interface Tensor {
   name: string;
@@ -17,7 +18,8 @@ export class CheckpointError extends Error {
 
 const FORMAT = 'ncsn-cuda/1';
 
-export function encodeSafetensors(tensors: Tensor[], metadata: Record<string, string>): Buffer {
+/** The file's bytes in order: the length and header, then each tensor's data as a view (nothing copied). */
+function* safetensorsPieces(tensors: Tensor[], metadata: Record<string, string>): Generator<Uint8Array> {
   const header: Record<string, unknown> = { __metadata__: { format: FORMAT, ...metadata } };
   let offset = 0;
   for (const t of tensors) {
@@ -28,37 +30,31 @@ export function encodeSafetensors(tensors: Tensor[], metadata: Record<string, st
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // keeps the data 8-byte aligned
   const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let at = 8 + headerBytes.length;
-  for (const t of tensors) {
-    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
-    at += t.data.byteLength;
-  }
-  return out;
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  yield length;
+  yield headerBytes;
+  for (const t of tensors) yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-export function decodeSafetensors(buf: Buffer, source: string): { tensors: Tensor[]; metadata: Record<string, string> } {
-  const fail = (why: string): never => {
-    throw new CheckpointError(`${source}: not a valid checkpoint: ${why}`);
-  };
-  if (buf.length < 8) fail('the file is shorter than a safetensors header');
-  const headerLength = Number(buf.readBigUInt64LE(0));
-  if (headerLength > buf.length - 8 || headerLength > 100 * 1024 * 1024) {
-    fail(`the header claims ${headerLength} bytes but the file has ${buf.length - 8} after the length (truncated, or not a safetensors file)`);
-  }
+interface TensorEntry {
+  name: string;
+  shape: number[];
+  begin: number;
+  count: number;
+}
+
+// The header's tensors, checked against the `dataLength` bytes that follow it in the file.
+function parseHeader(headerBytes: Buffer, dataLength: number, fail: (why: string) => never): { entries: TensorEntry[]; metadata: Record<string, string> } {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(headerBytes.toString('utf8')) as Record<string, unknown>;
   } catch {
     return fail('the header is not JSON (not a safetensors file)');
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('the header is not a JSON object');
-  const dataStart = 8 + headerLength;
-  const dataLength = buf.length - dataStart;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-  const tensors: Tensor[] = [];
+  const entries: TensorEntry[] = [];
   let expectedEnd = 0;
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
@@ -75,43 +71,54 @@ export function decodeSafetensors(buf: Buffer, source: string): { tensors: Tenso
     if (end - begin !== count * 4 || begin < 0) fail(`tensor '${name}': its byte range does not match its shape`);
     if (end > dataLength) fail(`tensor '${name}' ends at byte ${end} but the file holds ${dataLength} data bytes (truncated)`);
     expectedEnd = Math.max(expectedEnd, end);
-    const data = new Float32Array(count);
-    Buffer.from(data.buffer).set(buf.subarray(dataStart + begin, dataStart + end));
-    tensors.push({ name, shape: shape as number[], data });
+    entries.push({ name, shape: shape as number[], begin, count });
   }
   if (expectedEnd !== dataLength) fail(`${dataLength - expectedEnd} bytes after the last tensor`);
-  return { tensors, metadata };
+  return { entries, metadata };
 }
 
-/** Writes to a temporary file beside the target and renames it, so a crash never leaves half a file. */
-export function writeFileAtomic(file: string, data: Buffer | string): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+/** Writes the checkpoint atomically (see io/files.ts), tensor by tensor: no Buffer holds the whole file. */
+export function writeCheckpoint(file: string, tensors: Tensor[], metadata: Record<string, string>): void {
+  writeFileAtomic(file, safetensorsPieces(tensors, metadata));
+}
+
+/** Reads the header, then each tensor by positioned reads straight into its own array, so files over 2 GiB load too. */
+export function readCheckpoint(file: string): { tensors: Tensor[]; metadata: Record<string, string> } {
+  const fail = (why: string): never => {
+    throw new CheckpointError(`${file}: not a valid checkpoint: ${why}`);
+  };
+  let fd: number;
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new CheckpointError(`cannot read checkpoint ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeFileError(e)}`);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 8) fail('the file is shorter than a safetensors header');
+    const lengthBytes = Buffer.alloc(8);
+    readAll(fd, lengthBytes, 0);
+    const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+    if (headerLength > size - 8 || headerLength > 100 * 1024 * 1024) {
+      fail(`the header claims ${headerLength} bytes but the file has ${size - 8} after the length (truncated, or not a safetensors file)`);
+    }
+    const headerBytes = Buffer.alloc(headerLength);
+    readAll(fd, headerBytes, 8);
+    const dataStart = 8 + headerLength;
+    const { entries, metadata } = parseHeader(headerBytes, size - dataStart, fail);
+    if (metadata.format !== FORMAT) {
+      throw new CheckpointError(`${file}: not an ncsn-cuda checkpoint (metadata format is ${JSON.stringify(metadata.format ?? null)})`);
+    }
+    const tensors = entries.map(({ name, shape, begin, count }) => {
+      const data = new Float32Array(count);
+      readAll(fd, data, dataStart + begin);
+      return { name, shape, data };
+    });
+    return { tensors, metadata };
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`cannot read checkpoint ${file}: ${(e as NodeJS.ErrnoException).code ? describeFileError(e) : (e as Error).message}`);
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
-}
-
-export function writeCheckpoint(file: string, tensors: Tensor[], metadata: Record<string, string>): void {
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
-}
-
-export function readCheckpoint(file: string): { tensors: Tensor[]; metadata: Record<string, string> } {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new CheckpointError(`cannot read checkpoint ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  const out = decodeSafetensors(buf, file);
-  if (out.metadata.format !== FORMAT) {
-    throw new CheckpointError(`${file}: not an ncsn-cuda checkpoint (metadata format is ${JSON.stringify(out.metadata.format ?? null)})`);
-  }
-  return out;
 }

@@ -161,7 +161,7 @@ describe('ncsn-cuda train and sample', () => {
   });
 
   it('refuses an animation it cannot draw', () => {
-    expectRejected(cli('sample', '--checkpoint', path.join(run, 'checkpoint.safetensors'), '--animate', 'a.mp4'), /--animate a\.mp4: the animation is written as a \.gif/);
+    expectRejected(cli('sample', '--checkpoint', path.join(run, 'checkpoint.safetensors'), '--animate', 'a.mp4'), /--animate a\.mp4: the extension must be \.gif/);
     expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--animate', 'a.gif'), /--animate draws 2-D particles or images, and this model's data is 3-D/);
     expectRejected(cli('sample', '--checkpoint', path.join(dir, 'run3', 'checkpoint.safetensors'), '--out', 'a.png'), /--out a\.png: a \.png draws 2-D points or images, and this model's data is 3-D/);
   });

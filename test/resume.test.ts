@@ -5,12 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it, expect } from 'vitest';
 
-import { decodeSafetensors } from '../src/checkpoint.js';
+import { readCheckpoint } from '../src/checkpoint.js';
 
 const bin = path.resolve(__dirname, '..', 'bin', 'ncsn-cuda.js');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-resume-'));
 const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8' });
-const tensors = (file: string) => decodeSafetensors(fs.readFileSync(path.join(dir, file)), file);
+const tensors = (file: string) => readCheckpoint(path.join(dir, file));
 
 describe('train --resume', () => {
   it('gives bit-identical weights, EMA and Adam state for 200 steps and 100 + 100', () => {

@@ -52,6 +52,7 @@ function program(): Command {
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')
     .option('--resume <dir>', 'continue the run in DIR from DIR/checkpoint.safetensors; --steps is then the run\'s total')
+    .option('--overwrite', 'start a new run in an --out directory that holds another run\'s files, deleting those files first (without it, such a directory is refused)')
     .option('--checkpoint-every <n>', 'also write the checkpoint every n steps (default: only at the end)', positiveInt)
     .option('--keep <n>', 'keep the n previous checkpoints as checkpoint-<step>.safetensors', nonNegativeInt, 0)
     .action(async (o) => {

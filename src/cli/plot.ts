@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
+import { readCheckpoint } from '../checkpoint.js';
+import { writeFileAtomic } from '../io/files.js';
 import { renderLines, ramp, type Series } from '../render/lines.js';
 import { renderScatter } from '../render/scatter.js';
 import { NcsnModel } from '../index.js';

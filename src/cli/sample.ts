@@ -5,14 +5,15 @@ import path from 'node:path';
 
 import { NcsnModel, type Device, type SamplerPosition } from '../index.js';
 import { loadDataset } from '../data/index.js';
-import { writeNpy } from '../data/npy.js';
-import { formatCsv } from '../data/csv.js';
-import { writeFileAtomic } from '../checkpoint.js';
+import { npyPieces } from '../data/npy.js';
+import { csvPieces } from '../data/csv.js';
+import { writeFileAtomic } from '../io/files.js';
 import { renderScatter } from '../render/scatter.js';
 import { renderAnimation, renderImageAnimation } from '../render/animation.js';
 import { gridCount, renderImageGrid } from '../render/images.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
+import { checkOutputFile } from './outputs.js';
 import { applySamplingFlags, samplerName, type SamplingFlags } from './sampling.js';
 
 export interface SampleFlags extends SamplingFlags {
@@ -42,10 +43,10 @@ function loadReference(model: NcsnModel): Float32Array | undefined {
 }
 
 export async function sample(flags: SampleFlags): Promise<number> {
+  // where the results go is checked before the sampling they would throw away
+  checkOutputFile('--out', flags.out, FORMATS);
+  if (flags.animate !== undefined) checkOutputFile('--animate', flags.animate, ['.gif']);
   const ext = path.extname(flags.out).toLowerCase();
-  if (!FORMATS.includes(ext)) {
-    throw new UsageError(`--out ${flags.out}: the extension must be one of ${FORMATS.join(', ')}`);
-  }
   const model = NcsnModel.load(flags.checkpoint, { device: flags.device });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const dim = model.config.dataDim;
@@ -53,11 +54,8 @@ export async function sample(flags: SampleFlags): Promise<number> {
   if (ext === '.png' && dim !== 2 && !image) {
     throw new UsageError(`--out ${flags.out}: a .png draws 2-D points or images, and this model's data is ${dim}-D`);
   }
-  if (flags.animate !== undefined) {
-    if (path.extname(flags.animate).toLowerCase() !== '.gif') {
-      throw new UsageError(`--animate ${flags.animate}: the animation is written as a .gif`);
-    }
-    if (dim !== 2 && !image) throw new UsageError(`--animate draws 2-D particles or images, and this model's data is ${dim}-D`);
+  if (flags.animate !== undefined && dim !== 2 && !image) {
+    throw new UsageError(`--animate draws 2-D particles or images, and this model's data is ${dim}-D`);
   }
   const { sampling, stepLrNote } = applySamplingFlags(model.config.sampling, model.config.sigmas, flags);
   if (stepLrNote) process.stderr.write(`ε = ${sampling.stepLr.toPrecision(3)}: ${stepLrNote}\n`);
@@ -93,8 +91,8 @@ export async function sample(flags: SampleFlags): Promise<number> {
   const name = model.config.data ?? 'samples';
   if (ext === '.npy') {
     const shape = image ? (image.channels === 1 ? [image.height, image.width] : [image.channels, image.height, image.width]) : [dim];
-    writeFileAtomic(flags.out, writeNpy(samples, [flags.n, ...shape]));
-  } else if (ext === '.csv') writeFileAtomic(flags.out, formatCsv(samples, flags.n, dim));
+    writeFileAtomic(flags.out, npyPieces(samples, [flags.n, ...shape]));
+  } else if (ext === '.csv') writeFileAtomic(flags.out, csvPieces(samples, flags.n, dim));
   else if (image) {
     const count = gridCount(flags.n);
     const of = count < flags.n ? ` (${count} of ${flags.n.toLocaleString('en-US')})` : '';

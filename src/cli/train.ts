@@ -5,13 +5,14 @@ import cliProgress from 'cli-progress';
 
 import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type TrainProgress } from '../index.js';
 import { imageShape, loadDataset, type Dataset } from '../data/index.js';
-import { writeNpy } from '../data/npy.js';
+import { npyPieces } from '../data/npy.js';
 import { geometricSigmas, levelsForOverlap } from '../schedule.js';
-import { readCheckpoint, writeFileAtomic } from '../checkpoint.js';
+import { copyFileAtomic, LineLog, writeFileAtomic } from '../io/files.js';
 import { renderScatter } from '../render/scatter.js';
 import { renderImageGrid } from '../render/images.js';
 import { mixtureReport } from '../metrics.js';
 import { UsageError } from './options.js';
+import { checkRunDirectory, prepareRunDirectory } from './outputs.js';
 import { applySamplingFlags, describeSampler, samplerName, type SamplingFlags } from './sampling.js';
 import { plotRun, plotScore } from './plot.js';
 
@@ -29,6 +30,7 @@ export interface TrainFlags extends SamplingFlags {
   device: Device;
   out?: string;
   resume?: string;
+  overwrite?: boolean;
   checkpointEvery?: number;
   keep: number;
 }
@@ -85,9 +87,9 @@ function fmt(n: number, digits = 3): string {
   return Math.abs(r) >= 1000 ? r.toLocaleString('en-US') : String(r);
 }
 
-// The model, its data and where the run writes: a new run from the flags, or one read back from
-// DIR/checkpoint.safetensors with --resume DIR.
-function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: string; steps: number; why: string } {
+// The model and its data: a new run from the flags, or one read back from DIR/checkpoint.safetensors
+// with --resume DIR.
+function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: number; why: string } {
   if (flags.resume) {
     const fixed = (['data', 'model', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed', 'ema'] as const).filter(
       (k) => flags[k] !== undefined,
@@ -108,7 +110,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     const { sampling, stepLrNote } = applySamplingFlags(model.config.sampling, model.config.sigmas, flags);
     Object.assign(model.config.sampling, sampling);
     const why = ['from the checkpoint', stepLrNote].filter((w) => w !== null).join('; ');
-    return { model, dataset, out: flags.out ?? flags.resume, steps, why };
+    return { model, dataset, steps, why };
   }
   const data = flags.data ?? 'toy:mixture';
   const kind = flags.model ?? 'mlp';
@@ -177,12 +179,19 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; out: st
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
   });
-  return { model, dataset, out: flags.out ?? timestampDir(), steps: flags.steps ?? d?.steps ?? 5000, why };
+  return { model, dataset, steps: flags.steps ?? d?.steps ?? 5000, why };
 }
 
 export async function train(flags: TrainFlags): Promise<number> {
-  const { model, dataset, out, steps, why } = setUp(flags);
-  fs.mkdirSync(out, { recursive: true });
+  // The destination is settled before any work: a run directory is only ever continued (--resume)
+  // or replaced (--overwrite), never mixed with a new run.
+  const out = flags.out ?? flags.resume ?? timestampDir();
+  const continuing = flags.resume !== undefined && path.resolve(out) === path.resolve(flags.resume);
+  const overwrite = flags.overwrite ?? false;
+  if (continuing && overwrite) throw new UsageError(`--overwrite would delete the run that --resume ${flags.resume} continues`);
+  checkRunDirectory(out, { continuing, overwrite });
+  const { model, dataset, steps, why } = setUp(flags);
+  prepareRunDirectory(out, overwrite);
   const cfg = model.config;
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (model.backendNotice) log(`note: ${model.backendNotice}`);
@@ -198,13 +207,14 @@ export async function train(flags: TrainFlags): Promise<number> {
   );
 
   const logFile = path.join(out, 'log.jsonl');
-  if (!flags.resume || !fs.existsSync(logFile)) fs.writeFileSync(logFile, '');
+  const lossLog = new LineLog(logFile);
   const checkpoint = path.join(out, 'checkpoint.safetensors');
+  // the step of the checkpoint in `out` known to be good: the one resumed from, then each one saved
+  let savedStep: number | null = continuing ? model.step : null;
   const save = () => {
-    if (flags.keep > 0 && fs.existsSync(checkpoint)) {
-      // the checkpoint about to be replaced is copied to checkpoint-<its step>; the oldest beyond --keep go
-      const previous = Number(readCheckpoint(checkpoint).metadata.step);
-      if (previous !== model.step) fs.copyFileSync(checkpoint, path.join(out, `checkpoint-${previous}.safetensors`));
+    if (flags.keep > 0 && savedStep !== null && savedStep !== model.step) {
+      // the checkpoint about to be replaced is kept as checkpoint-<its step>; the oldest beyond --keep go
+      copyFileAtomic(checkpoint, path.join(out, `checkpoint-${savedStep}.safetensors`));
       const old = fs
         .readdirSync(out)
         .map((f) => /^checkpoint-(\d+)\.safetensors$/.exec(f))
@@ -213,6 +223,7 @@ export async function train(flags: TrainFlags): Promise<number> {
       for (const m of old.slice(flags.keep)) fs.rmSync(path.join(out, m[0]));
     }
     model.save(checkpoint);
+    savedStep = model.step;
   };
 
   if (cfg.model === 'mlp' && steps > model.step) {
@@ -243,6 +254,8 @@ export async function train(flags: TrainFlags): Promise<number> {
     const started = Date.now();
     const startStep = model.step;
     let last: TrainProgress | null = null;
+    // a log line that cannot be written stops the run: the log would no longer tell its loss
+    let logFailure: Error | null = null;
     try {
       while (model.step < steps && !interrupted) {
         // checkpoints land on multiples of --checkpoint-every
@@ -253,10 +266,13 @@ export async function train(flags: TrainFlags): Promise<number> {
           signal: abort.signal,
           onProgress: (p) => {
             last = p;
-            fs.appendFileSync(
-              logFile,
-              `${JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond })}\n`,
-            );
+            try {
+              lossLog.append(JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond }));
+            } catch (e) {
+              logFailure ??= e as Error;
+              abort.abort();
+              return;
+            }
             if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
             else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
               lastPrinted = p.step;
@@ -264,11 +280,13 @@ export async function train(flags: TrainFlags): Promise<number> {
             }
           },
         });
+        if (logFailure) throw logFailure;
         save();
       }
+      lossLog.close();
     } catch (e) {
       bar?.stop();
-      const kept = fs.existsSync(checkpoint) ? ` The last good checkpoint is ${checkpoint}.` : '';
+      const kept = savedStep !== null ? ` The last good checkpoint is ${checkpoint} (step ${savedStep}).` : '';
       throw new UsageError(`${(e as Error).message}.${kept}`);
     } finally {
       process.off('SIGINT', onSignal);
@@ -287,6 +305,7 @@ export async function train(flags: TrainFlags): Promise<number> {
       return 130;
     }
   } else {
+    lossLog.close();
     save();
   }
 
@@ -319,7 +338,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     if (cfg.model === 'mlp') written.push(plotScore(model, dataset.data, out, cfg.sigmas.length - 1));
   } else {
     const file = path.join(out, 'samples.npy');
-    writeFileAtomic(file, writeNpy(samples, [n, ...dataset.shape]));
+    writeFileAtomic(file, npyPieces(samples, [n, ...dataset.shape]));
     written.push(file);
     if (cfg.image) {
       const grid = path.join(out, 'samples.png');

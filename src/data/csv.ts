@@ -36,8 +36,19 @@ export function parseCsv(text: string, source: string): Points {
   return { data: Float32Array.from(values), rows, cols, shape: [cols] };
 }
 
+/** Rows per piece of csvPieces: a few hundred kilobytes of text. */
+const CSV_PIECE_ROWS = 8192;
+
+/** A CSV file of `rows` points as pieces of text in order, so that no one string holds a large file. */
+export function* csvPieces(data: Float32Array, rows: number, cols: number): Generator<string> {
+  yield `${Array.from({ length: cols }, (_, j) => `x${j}`).join(',')}\n`;
+  for (let first = 0; first < rows; first += CSV_PIECE_ROWS) {
+    const lines: string[] = [];
+    for (let i = first; i < Math.min(rows, first + CSV_PIECE_ROWS); i++) lines.push(Array.from(data.subarray(i * cols, (i + 1) * cols)).join(','));
+    yield `${lines.join('\n')}\n`;
+  }
+}
+
 export function formatCsv(data: Float32Array, rows: number, cols: number): string {
-  const out = [Array.from({ length: cols }, (_, j) => `x${j}`).join(',')];
-  for (let i = 0; i < rows; i++) out.push(Array.from(data.subarray(i * cols, (i + 1) * cols)).join(','));
-  return `${out.join('\n')}\n`;
+  return [...csvPieces(data, rows, cols)].join('');
 }

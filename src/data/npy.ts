@@ -54,7 +54,8 @@ export function parseNpy(buf: Buffer, source: string): Points {
   return { data, rows, cols, shape: shape.length > 1 ? shape.slice(1) : [1] };
 }
 
-export function writeNpy(data: Float32Array, shape: number[]): Buffer {
+/** An .npy file of `data` as its two pieces, the header and a view of the values, for writing without a copy. */
+export function npyPieces(data: Float32Array, shape: number[]): [Buffer, Uint8Array] {
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new RangeError(`shape (${shape.join(', ')}) does not hold ${data.length} values`);
   const shapeText = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
@@ -62,12 +63,15 @@ export function writeNpy(data: Float32Array, shape: number[]): Buffer {
   // magic (6) + version (2) + length (2) + header + '\n' padded to a multiple of 64
   const total = Math.ceil((10 + header.length + 1) / 64) * 64;
   header = header.padEnd(total - 10 - 1, ' ') + '\n';
-  const out = Buffer.alloc(total + data.byteLength);
+  const out = Buffer.alloc(total);
   MAGIC.copy(out, 0);
   out[6] = 1;
   out[7] = 0;
   out.writeUInt16LE(header.length, 8);
   out.write(header, 10, 'latin1');
-  Buffer.from(data.buffer, data.byteOffset, data.byteLength).copy(out, total);
-  return out;
+  return [out, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
+}
+
+export function writeNpy(data: Float32Array, shape: number[]): Buffer {
+  return Buffer.concat(npyPieces(data, shape));
 }
