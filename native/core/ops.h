@@ -21,6 +21,25 @@ struct Mat {
   Mat row_range(int64_t begin, int64_t end) const { return {data + begin * cols, end - begin, cols}; }
 };
 
+// A batch of images in NCHW order, viewed without a copy. Image b's channel k starts at
+// data + b·batch_stride + k·h·w; batch_stride is c·h·w for a whole tensor and more for a channel
+// slice of a wider one, which is how a concatenation is written and read without copying.
+template <typename T>
+struct Tensor4 {
+  T* data = nullptr;
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  int64_t batch_stride = 0;
+
+  int64_t plane() const { return h * w; }
+  int64_t size() const { return n * c * h * w; }
+  T* channel(int64_t b, int64_t k) const { return data + b * batch_stride + k * h * w; }
+  Tensor4 channels(int64_t begin, int64_t end) const { return {data + begin * h * w, n, end - begin, h, w, batch_stride}; }
+  Tensor4 images(int64_t begin, int64_t end) const { return {data + begin * batch_stride, end - begin, c, h, w, batch_stride}; }
+};
+
+template <typename T>
+Tensor4<T> nchw(T* data, int64_t n, int64_t c, int64_t h, int64_t w) { return {data, n, c, h, w, c * h * w}; }
+
 struct AdamSettings {
   double lr = 1e-3;
   double beta1 = 0.9;
@@ -90,12 +109,16 @@ class Array {
 
 template <typename T>
 class MlpFastPaths;
+template <typename T>
+class ImageOps;
 
 template <typename T>
 class Ops : public Device {
  public:
   // Whole-network fast paths for the MLP (fused kernels), or null where the backend has none.
   virtual MlpFastPaths<T>* mlp_fast_paths() { return nullptr; }
+  // The convolutional networks' ops, or null on a backend that has no kernels for them yet.
+  virtual ImageOps<T>* image_ops() { return nullptr; }
 
   // y[M×N] = x[M×K] · wᵀ, with w[N×K] (a linear layer without its bias).
   virtual void matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) = 0;
@@ -144,6 +167,43 @@ class Ops : public Device {
   virtual void random_normal(Mat<T> out, const RngStream& s, uint64_t offset) = 0;
   virtual void random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) = 0;
   virtual void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) = 0;
+};
+
+// The ops of the convolutional score networks (docs/workloads.md W2), on NCHW views. Each runs on
+// one thread over the images it is given; a backend's parallelism is across chunks of images.
+template <typename T>
+class ImageOps {
+ public:
+  virtual ~ImageOps() = default;
+
+  // y = conv3x3(x; w) + b, padding 1, stride 1 or 2; w is [y.c, x.c, 3, 3] and y.h = (x.h − 1)/stride + 1.
+  virtual void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) = 0;
+  // dx (skipped when dx.data is null), dw and db, overwritten.
+  virtual void conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) = 0;
+
+  // CondInstanceNorm++ as W2 writes it: for image b at level i = level[b] and channel k, with μ_k
+  // and s_k the spatial mean and standard deviation (biased variance, +1e-5 under the root) and m,
+  // v the mean and standard deviation of the μ_k across channels (unbiased variance, +1e-5),
+  //   y_k = γ[i,k] (x_k − μ_k)/s_k + β[i,k] + α[i,k] (μ_k − m)/v,
+  // with embed[i] = [γ | β | α], 3·C values per level. stats (2·C + 2 per image) keeps μ_k, 1/s_k,
+  // m and 1/v for the backward pass.
+  virtual void cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* embed, const int32_t* level,
+                                          T* stats) = 0;
+  // dx, and dembed [levels × 3C] overwritten (zero for levels no image has).
+  virtual void cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t levels, Tensor4<T> dy, Tensor4<T> x,
+                                           const T* embed, const int32_t* level, const T* stats) = 0;
+
+  // y = ELU(x) = x > 0 ? x : exp(x) − 1, element-wise over equal shapes (y may be x).
+  virtual void elu_forward(Tensor4<T> y, Tensor4<T> x) = 0;
+  // dx = dy · ELU′, from the forward's output y (ELU′ = 1 where y > 0, else y + 1); dx may be dy.
+  virtual void elu_backward(Tensor4<T> dx, Tensor4<T> dy, Tensor4<T> y) = 0;
+
+  // Nearest-neighbour 2× up-sampling, y.h = 2·x.h; backward sums each 2×2 block into dx.
+  virtual void upsample2_forward(Tensor4<T> y, Tensor4<T> x) = 0;
+  virtual void upsample2_backward(Tensor4<T> dx, Tensor4<T> dy) = 0;
+
+  // y += x over equal shapes (a residual connection; its backward hands dy to both branches).
+  virtual void add_into(Tensor4<T> y, Tensor4<T> x) = 0;
 };
 
 }  // namespace ncsn

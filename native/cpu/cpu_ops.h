@@ -1,5 +1,6 @@
 // The CPU backend: every op of the interface, single-threaded and vectorised per call; the
-// parallelism is across chunks of rows (run_chunks), so a chunk's activations stay in cache.
+// parallelism is across chunks of rows (run_chunks), so a chunk's activations stay in cache. The
+// image ops live in conv.cpp, norm.cpp and image_pointwise.cpp.
 #pragma once
 #include <memory>
 
@@ -9,7 +10,7 @@
 namespace ncsn {
 
 template <typename T>
-class CpuOps final : public Ops<T> {
+class CpuOps final : public Ops<T>, public ImageOps<T> {
  public:
   // threads <= 0: one per hardware thread. chunk: rows per chunk (a multiple of 4 is fastest).
   explicit CpuOps(int threads = 0, int64_t chunk = 64);
@@ -49,6 +50,18 @@ class CpuOps final : public Ops<T> {
   void random_normal(Mat<T> out, const RngStream& s, uint64_t offset) override;
   void random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) override;
   void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) override;
+
+  ImageOps<T>* image_ops() override { return this; }
+  void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) override;
+  void conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) override;
+  void cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* embed, const int32_t* level, T* stats) override;
+  void cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t levels, Tensor4<T> dy, Tensor4<T> x,
+                                   const T* embed, const int32_t* level, const T* stats) override;
+  void elu_forward(Tensor4<T> y, Tensor4<T> x) override;
+  void elu_backward(Tensor4<T> dx, Tensor4<T> dy, Tensor4<T> y) override;
+  void upsample2_forward(Tensor4<T> y, Tensor4<T> x) override;
+  void upsample2_backward(Tensor4<T> dx, Tensor4<T> dy) override;
+  void add_into(Tensor4<T> y, Tensor4<T> x) override;
 
  private:
   std::unique_ptr<ThreadPool> pool_;

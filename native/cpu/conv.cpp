@@ -1,0 +1,129 @@
+// 3×3 convolution with padding 1, stride 1 or 2, as matrix products over an unfolded input: for
+// each image, cols[(ci·3 + dy)·3 + dx][p] is the input pixel that output pixel p sees through tap
+// (dy, dx) of input channel ci (0 outside the image), so that
+//   forward    y = W · cols + b               W: [co, ci·9], cols: [ci·9, P]
+//   backward   dW = Σ_images dy · colsᵀ,  db = Σ dy,  dcols = Wᵀ · dy, folded back into dx.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "cpu_ops.h"
+#include "gemm.h"
+
+namespace ncsn {
+namespace {
+
+template <typename T>
+T* scratch(std::vector<T>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+int64_t conv_out(int64_t in, int stride) { return (in - 1) / stride + 1; }
+
+template <typename T>
+void check_conv(const Tensor4<T>& y, const Tensor4<T>& x, int stride) {
+  if (stride != 1 && stride != 2) throw std::invalid_argument("conv3x3: the stride must be 1 or 2");
+  if (y.n != x.n || y.h != conv_out(x.h, stride) || y.w != conv_out(x.w, stride))
+    throw std::invalid_argument("conv3x3: the output shape does not match the input's");
+}
+
+// cols [ci·9 × P] of image b.
+template <typename T>
+void unfold(T* cols, const Tensor4<T>& x, int64_t b, int64_t ho, int64_t wo, int stride) {
+  const int64_t p = ho * wo;
+  for (int64_t ci = 0; ci < x.c; ++ci) {
+    const T* plane = x.channel(b, ci);
+    for (int dy = 0; dy < 3; ++dy)
+      for (int dx = 0; dx < 3; ++dx) {
+        T* row = cols + ((ci * 3 + dy) * 3 + dx) * p;
+        for (int64_t oy = 0; oy < ho; ++oy) {
+          const int64_t iy = oy * stride + dy - 1;
+          T* out = row + oy * wo;
+          if (iy < 0 || iy >= x.h) {
+            std::fill(out, out + wo, T(0));
+            continue;
+          }
+          const T* in = plane + iy * x.w;
+          for (int64_t ox = 0; ox < wo; ++ox) {
+            const int64_t ix = ox * stride + dx - 1;
+            out[ox] = (ix >= 0 && ix < x.w) ? in[ix] : T(0);
+          }
+        }
+      }
+  }
+}
+
+// dx of image b += the unfolded gradient dcols, tap by tap (the adjoint of unfold).
+template <typename T>
+void fold(const Tensor4<T>& dx, int64_t b, const T* dcols, int64_t ho, int64_t wo, int stride) {
+  const int64_t p = ho * wo;
+  for (int64_t ci = 0; ci < dx.c; ++ci) {
+    T* plane = dx.channel(b, ci);
+    std::fill(plane, plane + dx.plane(), T(0));
+    for (int dy = 0; dy < 3; ++dy)
+      for (int dx_ = 0; dx_ < 3; ++dx_) {
+        const T* row = dcols + ((ci * 3 + dy) * 3 + dx_) * p;
+        for (int64_t oy = 0; oy < ho; ++oy) {
+          const int64_t iy = oy * stride + dy - 1;
+          if (iy < 0 || iy >= dx.h) continue;
+          T* out = plane + iy * dx.w;
+          const T* in = row + oy * wo;
+          for (int64_t ox = 0; ox < wo; ++ox) {
+            const int64_t ix = ox * stride + dx_ - 1;
+            if (ix >= 0 && ix < dx.w) out[ix] += in[ox];
+          }
+        }
+      }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) {
+  check_conv(y, x, stride);
+  thread_local std::vector<T> buf;
+  const int64_t p = y.plane(), k = x.c * 9;
+  T* cols = scratch(buf, static_cast<size_t>(k * p));
+  for (int64_t i = 0; i < x.n; ++i) {
+    unfold(cols, x, i, y.h, y.w, stride);
+    for (int64_t co = 0; co < y.c; ++co) std::fill(y.channel(i, co), y.channel(i, co) + p, b[co]);
+    gemm(GemmArgs<T>{y.channel(i, 0), p, w, k, 1, cols, p, y.c, p, k, true});
+  }
+}
+
+template <typename T>
+void CpuOps<T>::conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) {
+  check_conv(dy, x, stride);
+  thread_local std::vector<T> buf, buf_t;
+  const int64_t p = dy.plane(), k = x.c * 9;
+  T* cols = scratch(buf, static_cast<size_t>(k * p));
+  T* cols_t = scratch(buf_t, static_cast<size_t>(k * p));
+  std::fill(db, db + dy.c, T(0));
+  for (int64_t i = 0; i < x.n; ++i) {
+    const T* g = dy.channel(i, 0);
+    for (int64_t co = 0; co < dy.c; ++co) {
+      T s = 0;
+      for (int64_t q = 0; q < p; ++q) s += g[co * p + q];
+      db[co] += s;
+    }
+    unfold(cols, x, i, dy.h, dy.w, stride);
+    transpose(cols_t, k, cols, p, k, p);
+    gemm(GemmArgs<T>{dw, k, g, p, 1, cols_t, k, dy.c, k, p, i > 0});  // dW (+)= dy · colsᵀ
+    if (dx.data) {
+      gemm(GemmArgs<T>{cols, p, w, 1, k, g, p, k, p, dy.c, false});  // dcols = Wᵀ · dy
+      fold(dx, i, cols, dy.h, dy.w, stride);
+    }
+  }
+}
+
+#define NCSN_INSTANTIATE(T)                                                                            \
+  template void CpuOps<T>::conv3x3_forward(Tensor4<T>, Tensor4<T>, const T*, const T*, int);          \
+  template void CpuOps<T>::conv3x3_backward(Tensor4<T>, T*, T*, Tensor4<T>, Tensor4<T>, const T*, int);
+NCSN_INSTANTIATE(float)
+NCSN_INSTANTIATE(double)
+#undef NCSN_INSTANTIATE
+
+}  // namespace ncsn

@@ -1,0 +1,173 @@
+// The table-driven op harness, after ggml's test-backend-ops. An op case lists its inputs (size and
+// the range of their random values), the size of its output and scratch, its noise levels, and
+// runs its forward and backward on any backend through OpBuffers (any glue between ops, such as a
+// copy, goes through the backend too, since its memory may be a GPU's). For every case the harness checks
+//   - backward against central differences of ⟨r, forward⟩ in double, r random,
+//   - float against double on the same inputs, within the case's tolerance,
+//   - the CUDA backend against the CPU, where a GPU is usable and the backend has the ops
+//     (otherwise the check is skipped and says why).
+// Outputs are poisoned with NaN before each run, so an element an op fails to write shows.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "core/ops.h"
+#include "cpu/cpu_ops.h"
+#ifdef NCSN_WITH_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace ncsn::test {
+
+template <typename T>
+struct OpBuffers {
+  std::vector<T*> in;    // in the case's order
+  std::vector<T*> grad;  // ∂⟨dout, out⟩/∂in, one per input, written by backward
+  T* out = nullptr;
+  T* dout = nullptr;
+  T* scratch = nullptr;
+  const int32_t* level = nullptr;
+};
+
+struct OpInput {
+  int64_t size;
+  double lo = -1, hi = 1;
+};
+
+// What a case's forward and backward produced, in double.
+struct OpResult {
+  std::vector<double> out;
+  std::vector<std::vector<double>> grad;
+};
+
+// Runs a case on `ops` (whose memory may be a GPU's) with the given inputs and output gradient.
+template <typename T, typename Case>
+OpResult run_case(Ops<T>& ops, const Case& c, const std::vector<std::vector<double>>& inputs,
+                  const std::vector<double>& dout) {
+  auto upload = [&](const std::vector<double>& v) {
+    Array<T> a(ops, static_cast<int64_t>(v.size()));
+    std::vector<T> t(v.begin(), v.end());
+    a.upload(t.data(), static_cast<int64_t>(t.size()));
+    return a;
+  };
+  std::vector<Array<T>> in, grad;
+  for (const auto& v : inputs) {
+    in.push_back(upload(v));
+    grad.push_back(upload(std::vector<double>(v.size(), 0.0)));
+  }
+  Array<T> out = upload(std::vector<double>(c.out_size, std::numeric_limits<double>::quiet_NaN()));
+  Array<T> g = upload(dout), scratch(ops, std::max<int64_t>(c.scratch_size, 1));
+  Array<int32_t> level(ops, std::max<int64_t>(static_cast<int64_t>(c.level.size()), 1));
+  if (!c.level.empty()) level.upload(c.level.data(), static_cast<int64_t>(c.level.size()));
+  OpBuffers<T> b;
+  for (size_t i = 0; i < in.size(); ++i) {
+    b.in.push_back(in[i].data());
+    b.grad.push_back(grad[i].data());
+  }
+  b.out = out.data();
+  b.dout = g.data();
+  b.scratch = scratch.data();
+  b.level = level.data();
+  c.forward(ops, b);
+  c.backward(ops, b);
+  auto download = [](const Array<T>& a) {
+    std::vector<T> t(static_cast<size_t>(a.size()));
+    a.download(t.data(), a.size());
+    return std::vector<double>(t.begin(), t.end());
+  };
+  OpResult r{download(out), {}};
+  for (const auto& a : grad) r.grad.push_back(download(a));
+  return r;
+}
+
+template <typename Case>
+std::vector<std::vector<double>> random_inputs(const Case& c, unsigned seed) {
+  std::vector<std::vector<double>> v;
+  for (const OpInput& in : c.inputs) v.push_back(random_values<double>(static_cast<size_t>(in.size), seed++, in.lo, in.hi));
+  return v;
+}
+
+inline double largest(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// Every element finite and within tol·(1 + the largest reference value) of the reference.
+inline void expect_near(const std::string& what, const std::vector<double>& got, const std::vector<double>& want,
+                        double tol) {
+  CHECK(got.size() == want.size(), what << ": sizes differ");
+  const double bound = tol * (1 + largest(want));
+  for (size_t i = 0; i < got.size(); ++i)
+    CHECK(std::isfinite(got[i]) && std::fabs(got[i] - want[i]) <= bound,
+          what << "[" << i << "]: " << got[i] << " vs " << want[i] << " (bound " << bound << ")");
+}
+
+template <typename Case>
+void check_gradient(const Case& c) {
+  CpuOps<double> ops(1);
+  auto inputs = random_inputs(c, 101);
+  const auto r = random_values<double>(static_cast<size_t>(c.out_size), 99);
+  const OpResult analytic = run_case(ops, c, inputs, r);
+  for (double v : analytic.out) CHECK(std::isfinite(v), c.name << ": the forward left an output unwritten");
+  auto loss = [&] {
+    const OpResult o = run_case(ops, c, inputs, r);
+    double s = 0;
+    for (size_t i = 0; i < r.size(); ++i) s += r[i] * o.out[i];
+    return s;
+  };
+  const double h = 1e-6;
+  for (size_t k = 0; k < inputs.size(); ++k)
+    for (size_t i = 0; i < inputs[k].size(); ++i) {
+      const double keep = inputs[k][i];
+      inputs[k][i] = keep + h;
+      const double up = loss();
+      inputs[k][i] = keep - h;
+      const double down = loss();
+      inputs[k][i] = keep;
+      const double numeric = (up - down) / (2 * h), a = analytic.grad[k][i];
+      CHECK(std::fabs(numeric - a) <= 1e-6 * std::max({1.0, std::fabs(numeric), std::fabs(a)}),
+            c.name << ": input " << k << " [" << i << "]: analytic " << a << " vs numeric " << numeric);
+    }
+}
+
+template <typename Case>
+void check_float_against_double(const Case& c) {
+  CpuOps<float> f(1);
+  CpuOps<double> d(1);
+  auto inputs = random_inputs(c, 202);
+  for (auto& v : inputs)
+    for (double& x : v) x = static_cast<float>(x);  // both see the same values
+  std::vector<double> r;
+  for (double x : random_values<double>(static_cast<size_t>(c.out_size), 98)) r.push_back(static_cast<float>(x));
+  const OpResult got = run_case(f, c, inputs, r), want = run_case(d, c, inputs, r);
+  expect_near(c.name + ": float forward", got.out, want.out, c.float_tolerance);
+  for (size_t k = 0; k < got.grad.size(); ++k)
+    expect_near(c.name + ": float gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
+}
+
+template <typename Case>
+void check_cuda_against_cpu(const Case& c) {
+#ifdef NCSN_WITH_CUDA
+  const GpuProbe& p = probe_gpus();
+  if (!p.problem.empty()) throw Skip("no usable GPU: " + p.problem);
+  static std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0);
+  if (!gpu->image_ops()) throw Skip("the CUDA backend has no kernels for the image ops yet");
+  CpuOps<float> cpu(1);
+  const auto inputs = random_inputs(c, 303);
+  const auto r = random_values<double>(static_cast<size_t>(c.out_size), 97);
+  const OpResult got = run_case(*gpu, c, inputs, r), want = run_case(cpu, c, inputs, r);
+  expect_near(c.name + ": CUDA forward", got.out, want.out, c.float_tolerance);
+  for (size_t k = 0; k < got.grad.size(); ++k)
+    expect_near(c.name + ": CUDA gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
+#else
+  (void)c;
+  throw Skip("this build has no CUDA backend");
+#endif
+}
+
+}  // namespace ncsn::test
