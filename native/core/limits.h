@@ -2,7 +2,10 @@
 // checkpoint's, or NcsnModel.create's) is checked against these before anything is allocated, so
 // an absurd width is an error message rather than an int64 product that wraps and a buffer overrun.
 #pragma once
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -51,6 +54,30 @@ inline int64_t checked_mlp_param_count(const MlpShape& m) {
   if (first > cap - rest || first + rest > cap - out)
     throw std::invalid_argument("the model is too large (more than " + std::to_string(cap) + " parameters)");
   return first + rest + out;
+}
+
+// The memory the host can hand out now without swapping: Linux's MemAvailable, else all of it.
+inline double available_host_bytes() {
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    long long kb = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    std::fclose(f);
+    if (kb >= 0) return 1024.0 * static_cast<double>(kb);
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0;
+}
+
+// Host buffers past the machine's memory are handed out lazily and the first writes to them bring
+// in the OOM killer (or endless swapping) rather than a bad_alloc, so sizes are compared first.
+inline void check_host_memory(double bytes, const std::string& what) {
+  const double available = available_host_bytes();
+  if (available <= 0 || bytes <= available) return;
+  char text[160];
+  std::snprintf(text, sizeof text, " needs %.1f GB of memory and %.1f GB is available", bytes / 1e9, available / 1e9);
+  throw std::invalid_argument(what + text);
 }
 
 }  // namespace ncsn

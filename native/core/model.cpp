@@ -67,8 +67,10 @@ Model::Model(const ModelConfig& config) : config_(config) {
   check_bound(static_cast<int64_t>(config.sigmas.size()), Limits::levels, "the number of noise levels");
   config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
   if (exact) check_bound(config.shape.data_dim, Limits::data_dim, "the data dimension");
-  else checked_mlp_param_count(config_.shape);
+  const int64_t params = exact ? 0 : checked_mlp_param_count(config_.shape);
   ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
+  // the weights, their EMA, Adam's two moments, and the zeros that start three of them
+  if (ops_->name() == "cpu") check_host_memory(5.0 * sizeof(float) * static_cast<double>(params), "a model of " + std::to_string(params) + " parameters");
 
   const int64_t levels = config_.shape.levels;
   std::vector<float> sigma(levels), inv(levels);
@@ -127,8 +129,10 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
   if (trainer_->data_rows() == 0) throw std::invalid_argument("no training data was given");
   if (steps < 0 || batch < 1 || report_every < 1) throw std::invalid_argument("steps, batch and report interval must be positive");
-  checked_product(batch, config_.shape.data_dim, Limits::elements,
-                  "a batch of " + std::to_string(batch) + " points of dimension " + std::to_string(config_.shape.data_dim));
+  const std::string batch_text = "a batch of " + std::to_string(batch) + " points of dimension " + std::to_string(config_.shape.data_dim);
+  const int64_t batch_values = checked_product(batch, config_.shape.data_dim, Limits::elements, batch_text);
+  // the batch, its noise and its perturbed copy
+  if (ops_->name() == "cpu") check_host_memory(3.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
   TrainSettings ts;
   ts.batch = batch;
   ts.adam = config_.adam;
@@ -184,7 +188,10 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
   const SamplerSettings& rs = req.sampler;
   if (req.n < 1) throw std::invalid_argument("the number of samples must be positive");
   check_bound(rs.steps_per_level, Limits::steps_per_level, "the steps per level");
-  checked_product(req.n, d, Limits::elements, std::to_string(req.n) + " samples of dimension " + std::to_string(d));
+  const std::string samples_text = std::to_string(req.n) + " samples of dimension " + std::to_string(d);
+  const int64_t values = checked_product(req.n, d, Limits::elements, samples_text);
+  // the particles, their copy for the caller, and the caller's own
+  check_host_memory((ops_->name() == "cpu" ? 3.0 : 2.0) * sizeof(float) * static_cast<double>(values), samples_text);
   if (!(rs.step_lr > 0) || !std::isfinite(rs.step_lr)) throw std::invalid_argument("the step size must be positive");
   if (!(rs.snr > 0) || !std::isfinite(rs.snr)) throw std::invalid_argument("the signal-to-noise ratio must be positive");
   if (rs.report_every < 0) throw std::invalid_argument("the report interval must not be negative");

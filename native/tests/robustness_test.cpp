@@ -67,6 +67,12 @@ TEST(checked_products_stop_at_the_limit) {
         "the checked count is the layout's");
 }
 
+TEST(host_sizes_past_the_available_memory_are_refused) {
+  const std::string e = invalid_argument_of([] { check_host_memory(1e18, "an exabyte"); });
+  CHECK(contains(e, "an exabyte needs 1000000000.0 GB of memory and "), "got '" << e << "'");
+  CHECK(invalid_argument_of([] { check_host_memory(1e6, "a megabyte"); }).empty(), "a megabyte was refused");
+}
+
 TEST(sizes_of_a_batch_and_of_a_sample_are_bounded) {
   Model m(mlp(8, 1));
   auto data = random_values<float>(2 * 50, 3, -4, 4);
