@@ -1,6 +1,5 @@
 // `ncsn-cuda sample`: draw samples from a checkpoint by annealed Langevin dynamics or the
 // predictor-corrector sampler, and optionally record the particles' paths as an animated GIF.
-import fs from 'node:fs';
 import path from 'node:path';
 
 import { NcsnModel, type Device, type SamplerPosition } from '../index.js';
@@ -87,7 +86,6 @@ export async function sample(flags: SampleFlags): Promise<number> {
       : {}),
   });
   const reference = !image && (ext === '.png' || flags.animate !== undefined) ? loadReference(model) : undefined;
-  fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
   const name = model.config.data ?? 'samples';
   if (ext === '.npy') {
     const shape = image ? (image.channels === 1 ? [image.height, image.width] : [image.channels, image.height, image.width]) : [dim];
@@ -112,7 +110,6 @@ export async function sample(flags: SampleFlags): Promise<number> {
   }
   const written = [flags.out];
   if (flags.animate !== undefined) {
-    fs.mkdirSync(path.dirname(path.resolve(flags.animate)), { recursive: true });
     const film = image
       ? renderImageAnimation({ frames, captions, image, title: `${name}: ${samplerName(sampling)}` })
       : renderAnimation({

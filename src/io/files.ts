@@ -72,10 +72,14 @@ function syncDirectory(dir: string): void {
   }
 }
 
-/** Fills a temporary file beside `file` by `fill`, syncs it and renames it to `file`; on failure removes it and throws. */
+/**
+ * Fills a temporary file beside `file` by `fill` and renames it to `file`, making missing parent
+ * folders first; on failure removes the temporary file and throws.
+ */
 function replaceAtomically(file: string, fill: (tmp: string) => void): void {
   const tmp = temporaryName(file);
   try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     fill(tmp);
     fs.renameSync(tmp, file);
   } catch (e) {
