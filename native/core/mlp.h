@@ -22,22 +22,22 @@ struct MlpShape {
 inline std::vector<ParamTensor> mlp_layout(const MlpShape& m) {
   std::vector<ParamTensor> out;
   int64_t offset = 0;
-  auto add = [&](std::string name, std::vector<int64_t> shape) {
+  auto add = [&](std::string name, std::vector<int64_t> shape, ParamInit init, int64_t fan_in) {
     int64_t size = 1;
     for (int64_t d : shape) size *= d;
-    out.push_back({std::move(name), std::move(shape), offset, size});
+    out.push_back({std::move(name), std::move(shape), offset, size, init, fan_in});
     offset += size;
   };
   int64_t in = m.data_dim;
   for (int64_t k = 1; k <= m.depth; ++k) {
     const std::string p = "fc" + std::to_string(k);
-    add(p + ".weight", {m.width, in});
-    add(p + ".bias", {m.width});
-    add(p + ".level_bias", {m.levels, m.width});
+    add(p + ".weight", {m.width, in}, ParamInit::fan_in_uniform, in);
+    add(p + ".bias", {m.width}, ParamInit::fan_in_uniform, in);
+    add(p + ".level_bias", {m.levels, m.width}, ParamInit::zero, 0);
     in = m.width;
   }
-  add("out.weight", {m.data_dim, m.width});
-  add("out.bias", {m.data_dim});
+  add("out.weight", {m.data_dim, m.width}, ParamInit::fan_in_uniform, m.width);
+  add("out.bias", {m.data_dim}, ParamInit::fan_in_uniform, m.width);
   return out;
 }
 

@@ -9,12 +9,19 @@
 
 namespace ncsn {
 
+// How a parameter tensor starts: PyTorch's default for a linear or convolutional layer's weight and
+// bias, U(±1/√fan_in); zero; or a CondInstanceNorm++ table, rows of [γ | β | α] with γ and α drawn
+// from N(1, 0.02²) and β zero.
+enum class ParamInit { fan_in_uniform, zero, norm_embed };
+
 // One named tensor inside a model's flat parameter array.
 struct ParamTensor {
   std::string name;
   std::vector<int64_t> shape;
   int64_t offset = 0;
   int64_t size = 0;
+  ParamInit init = ParamInit::zero;
+  int64_t fan_in = 0;  // fan_in_uniform: the inputs of one output of the layer
 };
 
 template <typename T>
