@@ -18,8 +18,8 @@ export class CheckpointError extends Error {
 
 const FORMAT = 'ncsn-cuda/1';
 
-/** The file's bytes in order: the length and header, then each tensor's data as a view (nothing copied). */
-function* safetensorsPieces(tensors: Tensor[], metadata: Record<string, string>): Generator<Uint8Array> {
+/** The file's pieces in order: the length and header, then each tensor's data itself (nothing copied). */
+function* safetensorsPieces(tensors: Tensor[], metadata: Record<string, string>): Generator<ArrayBufferView> {
   const header: Record<string, unknown> = { __metadata__: { format: FORMAT, ...metadata } };
   let offset = 0;
   for (const t of tensors) {
@@ -34,7 +34,7 @@ function* safetensorsPieces(tensors: Tensor[], metadata: Record<string, string>)
   length.writeBigUInt64LE(BigInt(headerBytes.length), 0);
   yield length;
   yield headerBytes;
-  for (const t of tensors) yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  for (const t of tensors) yield t.data;
 }
 
 interface TensorEntry {

@@ -6,8 +6,11 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** What a writer hands over: the whole content, or its pieces in order, so that a large file is never one string or Buffer. */
-export type FileContent = Uint8Array | string | Iterable<Uint8Array | string>;
+/**
+ * What a writer hands over: the whole content, or its pieces in order (text, or the bytes of any
+ * typed array), so that a large file is never one string or Buffer.
+ */
+export type FileContent = ArrayBufferView | string | Iterable<ArrayBufferView | string>;
 
 /** The most bytes passed to one read or write call; Linux moves at most 2 GiB − 4 KiB per call anyway. */
 const IO_PIECE = 64 * 1024 * 1024;
@@ -29,8 +32,9 @@ function temporaryName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
 }
 
+// Byte views of at most IO_PIECE each: a view over more than 4 GiB cannot even be made in Node 20.
 function* pieces(content: FileContent): Generator<Uint8Array> {
-  const parts = typeof content === 'string' || content instanceof Uint8Array ? [content] : content;
+  const parts = typeof content === 'string' || ArrayBuffer.isView(content) ? [content] : content;
   for (const part of parts) {
     const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
     for (let at = 0; at < bytes.byteLength; at += IO_PIECE) {
@@ -50,10 +54,10 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 
 /** Reads exactly `target.byteLength` bytes at `position`, in pieces; a file that ends early is an error. */
 export function readAll(fd: number, target: ArrayBufferView, position: number): void {
-  const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
-  for (let at = 0; at < bytes.byteLength; ) {
-    const read = fs.readSync(fd, bytes, at, Math.min(IO_PIECE, bytes.byteLength - at), position + at);
-    if (read === 0) throw new Error(`the file ends at byte ${position + at}, before the ${bytes.byteLength} bytes at ${position} (truncated)`);
+  for (let at = 0; at < target.byteLength; ) {
+    const piece = new Uint8Array(target.buffer, target.byteOffset + at, Math.min(IO_PIECE, target.byteLength - at));
+    const read = fs.readSync(fd, piece, 0, piece.byteLength, position + at);
+    if (read === 0) throw new Error(`the file ends at byte ${position + at}, before the ${target.byteLength} bytes at ${position} (truncated)`);
     at += read;
   }
 }
