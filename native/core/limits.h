@@ -10,6 +10,7 @@
 #include <string>
 
 #include "mlp.h"
+#include "unet.h"
 
 namespace ncsn {
 
@@ -54,6 +55,20 @@ inline int64_t checked_mlp_param_count(const MlpShape& m) {
   if (first > cap - rest || first + rest > cap - out)
     throw std::invalid_argument("the model is too large (more than " + std::to_string(cap) + " parameters)");
   return first + rest + out;
+}
+
+// Checks the image and the widths of the U-Net, then its parameter count (its layout is only names
+// and sizes, so making it allocates nothing large).
+inline int64_t checked_unet_param_count(const UNetShape& u) {
+  check_bound(u.channels, 64, "the number of image channels");
+  check_bound(u.height, 4096, "the image height");
+  check_bound(u.width, 4096, "the image width");
+  check_bound(u.base, 1024, "the U-Net's base width (--channels)");
+  check_bound(u.levels, Limits::levels, "the number of noise levels");
+  const int64_t params = UNet<float>(u).param_count();
+  if (params > Limits::elements)
+    throw std::invalid_argument("the model is too large (more than " + std::to_string(Limits::elements) + " parameters)");
+  return params;
 }
 
 // The memory the host can hand out now without swapping: Linux's MemAvailable, else all of it.

@@ -81,7 +81,6 @@ class Mlp final : public ScoreModel<T> {
   struct Activations {
     int64_t rows = 0;
     std::vector<Array<T>> z, h;  // per hidden layer: pre-activation and activation
-    Array<T> s, ds;              // the score and dL/ds
     Array<T> dh, dz;             // gradient scratch shared by the hidden layers
   };
 
@@ -95,17 +94,18 @@ class Mlp final : public ScoreModel<T> {
         a.z.emplace_back(ops, rows * shape_.width);
         a.h.emplace_back(ops, rows * shape_.width);
       }
-      a.s = Array<T>(ops, rows * shape_.data_dim);
-      a.ds = Array<T>(ops, rows * shape_.data_dim);
       a.dh = Array<T>(ops, rows * shape_.width);
       a.dz = Array<T>(ops, rows * shape_.width);
     }
   }
 
-  Activations& activations(int worker) { return acts_[worker]; }
-
   void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) override {
     forward(ops, acts_[worker], s, x, level, params);
+  }
+  bool trainable() const override { return true; }
+  void backward(Ops<T>& ops, int worker, Mat<T> ds, Mat<T> x, const int32_t* level, const T* params,
+                T* grads) override {
+    backward(ops, acts_[worker], ds, x, level, params, grads);
   }
 
   bool fused_langevin_level(Ops<T>& ops, const T* params, int32_t level, Mat<T> x, int64_t steps, T drift,
@@ -115,13 +115,13 @@ class Mlp final : public ScoreModel<T> {
                                         denoise);
   }
 
-  // The fused forward + DSM + backward, where the backend has one; false asks for the op-by-op path.
   bool fused_dsm_gradients(Ops<T>& ops, const T* params, const T* sigma, Mat<T> xt, Mat<T> noise,
-                           const int32_t* level, T grad_scale, T* loss, T* grads) {
+                           const int32_t* level, T grad_scale, T* loss, T* grads) override {
     MlpFastPaths<T>* fast = ops.mlp_fast_paths();
     return fast && fast->dsm_gradients(shape_, params, sigma, inv_sigma_, xt, noise, level, grad_scale, loss, grads);
   }
 
+ private:
   void forward(Ops<T>& ops, Activations& a, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) {
     const int64_t n = x.rows;
     Mat<T> in = x;
@@ -137,10 +137,10 @@ class Mlp final : public ScoreModel<T> {
     ops.scale_by_level(s, inv_sigma_, level);
   }
 
-  // Reads dL/ds from a.ds (and scales it in place); writes every parameter gradient into grads.
-  void backward(Ops<T>& ops, Activations& a, Mat<T> x, const int32_t* level, const T* params, T* grads) {
+  // From dL/ds (scaled in place into dL/dy, y = s·σ); writes every parameter gradient into grads.
+  void backward(Ops<T>& ops, Activations& a, Mat<T> ds, Mat<T> x, const int32_t* level, const T* params, T* grads) {
     const int64_t n = x.rows;
-    Mat<T> dy = a.ds.mat(n, shape_.data_dim);
+    Mat<T> dy = ds;
     ops.scale_by_level(dy, inv_sigma_, level);
     ops.add_bias_backward(bias(grads, shape_.depth), Mat<T>{}, dy, level);
     Mat<T> dh = a.dh.mat(n, shape_.width), dz = a.dz.mat(n, shape_.width);
@@ -154,7 +154,6 @@ class Mlp final : public ScoreModel<T> {
     }
   }
 
- private:
   // Layer k in [0, depth] (depth is the output layer): three tensors per hidden layer, two for out.
   Mat<T> weight(const T* base, int64_t k) const {
     const ParamTensor& p = layout_[3 * k];

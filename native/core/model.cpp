@@ -57,18 +57,42 @@ void check_sigmas(const std::vector<double>& sigmas, bool allow_zero) {
       throw std::invalid_argument("noise levels must be strictly decreasing");
   }
 }
+
+// Element e of a Philox stream, the same numbers random_normal draws on every backend.
+std::vector<float> host_normals(const RngStream& s, int64_t n) {
+  std::vector<float> z(static_cast<size_t>(n));
+  for (int64_t e = 0; e < n; e += 4) {
+    float w[4];
+    normals_from_block(philox_block(s, static_cast<uint32_t>(e / 4)), w);
+    for (int64_t q = 0; q < 4 && e + q < n; ++q) z[e + q] = w[q];
+  }
+  return z;
+}
 }  // namespace
 
 Model::Model(const ModelConfig& config) : config_(config) {
-  const bool exact = config.kind == "exact:mixture";
-  if (!exact && config.kind != "mlp")
-    throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, exact:mixture)");
+  const bool exact = config.kind == "exact:mixture", unet = config.kind == "unet";
+  if (!exact && !unet && config.kind != "mlp")
+    throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, unet, exact:mixture)");
   check_sigmas(config.sigmas, exact);
   check_bound(static_cast<int64_t>(config.sigmas.size()), Limits::levels, "the number of noise levels");
-  config_.shape.levels = static_cast<int64_t>(config.sigmas.size());
-  if (exact) check_bound(config.shape.data_dim, Limits::data_dim, "the data dimension");
-  const int64_t params = exact ? 0 : checked_mlp_param_count(config_.shape);
+  config_.shape.levels = config_.unet.levels = static_cast<int64_t>(config.sigmas.size());
+  int64_t params = 0;
+  if (exact) {
+    check_bound(config.shape.data_dim, Limits::data_dim, "the data dimension");
+  } else if (unet) {
+    params = checked_unet_param_count(config_.unet);
+    config_.shape.data_dim = config_.unet.channels * config_.unet.height * config_.unet.width;
+  } else {
+    params = checked_mlp_param_count(config_.shape);
+  }
   ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
+  if (unet && !ops_->image_ops()) {
+    if (config.device != "auto")
+      throw std::invalid_argument("--model unet has no kernels on " + ops_->name() + " yet; use --device cpu");
+    ops_ = make_backend("cpu", config.threads, false, notice_);
+    notice_ = "the U-Net has no GPU kernels yet; using the CPU";
+  }
   // the weights, their EMA, Adam's two moments, and the zeros that start three of them
   if (ops_->name() == "cpu") check_host_memory(5.0 * sizeof(float) * static_cast<double>(params), "a model of " + std::to_string(params) + " parameters");
 
@@ -88,14 +112,14 @@ Model::Model(const ModelConfig& config) : config_(config) {
     std::vector<float> weights(config.mixture_weights.begin(), config.mixture_weights.end());
     model_ = std::make_unique<ExactMixture<float>>(*ops_, means, weights, config.shape.data_dim,
                                                    static_cast<float>(config.mixture_var), sigma_.data());
+  } else if (unet) {
+    model_ = std::make_unique<UNet<float>>(config_.unet);
   } else {
-    auto mlp = std::make_unique<Mlp<float>>(config_.shape, inv_sigma_.data());
-    mlp_ = mlp.get();
-    model_ = std::move(mlp);
-    trainer_ = std::make_unique<DsmTrainer<float>>(*ops_, *mlp_, sigma_.data(), config.sigmas);
+    model_ = std::make_unique<Mlp<float>>(config_.shape, inv_sigma_.data());
   }
+  if (model_->trainable()) trainer_ = std::make_unique<DsmTrainer<float>>(*ops_, *model_, sigma_.data(), config.sigmas);
 
-  // PyTorch's default for a linear layer: weight and bias ~ U(±1/√fan_in); level biases start at 0.
+  // Tensor t draws from stream (seed, init_weights, t), so its values do not depend on the others.
   const int64_t p = model_->param_count();
   state_ = std::make_unique<TrainState<float>>(*ops_, p);
   std::vector<float> zeros(static_cast<size_t>(p), 0.0f);
@@ -103,13 +127,22 @@ Model::Model(const ModelConfig& config) : config_(config) {
   const auto& layout = model_->layout();
   for (size_t t = 0; t < layout.size(); ++t) {
     const ParamTensor& pt = layout[t];
-    if (pt.name.find("level_bias") != std::string::npos) continue;
-    const std::string layer = pt.name.substr(0, pt.name.find('.'));
-    const ParamTensor& w = *std::find_if(layout.begin(), layout.end(),
-                                         [&](const ParamTensor& q) { return q.name == layer + ".weight"; });
-    const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(w.shape[1])));
-    ops_->random_uniform(Mat<float>{state_->params.data() + pt.offset, 1, pt.size}, -bound, bound,
-                         {config.seed, RngPurpose::init_weights, t}, 0);
+    const RngStream stream{config.seed, RngPurpose::init_weights, t};
+    switch (pt.init) {
+      case ParamInit::zero: break;
+      case ParamInit::fan_in_uniform: {
+        const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(pt.fan_in)));
+        ops_->random_uniform(Mat<float>{state_->params.data() + pt.offset, 1, pt.size}, -bound, bound, stream, 0);
+        break;
+      }
+      case ParamInit::norm_embed: {  // rows of [γ | β | α]: γ, α ~ N(1, 0.02²), β = 0
+        std::vector<float> v = host_normals(stream, pt.size);
+        const int64_t c = pt.shape[1] / 3;
+        for (int64_t i = 0; i < pt.size; ++i) v[i] = (i % (3 * c)) / c == 1 ? 0.0f : 1.0f + 0.02f * v[i];
+        state_->params.upload(v.data(), pt.size, pt.offset);
+        break;
+      }
+    }
   }
   ops_->copy(state_->ema.data(), state_->params.data(), sizeof(float) * static_cast<size_t>(p));
 }
@@ -131,8 +164,8 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   if (steps < 0 || batch < 1 || report_every < 1) throw std::invalid_argument("steps, batch and report interval must be positive");
   const std::string batch_text = "a batch of " + std::to_string(batch) + " points of dimension " + std::to_string(config_.shape.data_dim);
   const int64_t batch_values = checked_product(batch, config_.shape.data_dim, Limits::elements, batch_text);
-  // the batch, its noise and its perturbed copy
-  if (ops_->name() == "cpu") check_host_memory(3.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
+  // the batch, its noise, its perturbed copy, the score and its gradient
+  if (ops_->name() == "cpu") check_host_memory(5.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
   TrainSettings ts;
   ts.batch = batch;
   ts.adam = config_.adam;
@@ -237,7 +270,7 @@ std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool u
   checked_product(n, d, Limits::elements, "score: " + std::to_string(n) + " points of dimension " + std::to_string(d));
   if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
     throw std::invalid_argument("score: the level must be in [0, " + std::to_string(config_.sigmas.size()) + ")");
-  const int64_t chunk = ops_->independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
+  const int64_t chunk = independent_chunk_rows(*ops_, *model_), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
   Array<float> xs(*ops_, n * d), out(*ops_, n * d);
   xs.upload(x, n * d);
   std::vector<Array<int32_t>> levels;

@@ -11,12 +11,14 @@
 #include "mlp.h"
 #include "sampler.h"
 #include "training.h"
+#include "unet.h"
 
 namespace ncsn {
 
 struct ModelConfig {
-  std::string kind = "mlp";  // "mlp" or "exact:mixture"
-  MlpShape shape;            // shape.levels is sigmas.size()
+  std::string kind = "mlp";  // "mlp", "unet" or "exact:mixture"
+  MlpShape shape;            // shape.levels is sigmas.size(); shape.data_dim is every kind's data dimension
+  UNetShape unet;            // unet only: the image and the base width C
   std::vector<double> sigmas;
   uint64_t seed = 0;
   AdamSettings adam;
@@ -75,7 +77,7 @@ class Model {
   std::string backend_name() const { return ops_->name(); }
   const std::string& backend_notice() const { return notice_; }
   int threads() const { return ops_->workers(); }
-  bool trainable() const { return mlp_ != nullptr; }
+  bool trainable() const { return trainer_ != nullptr; }
   int64_t step() const { return state_->step; }
   int64_t param_count() const { return model_->param_count(); }
   // The backend's fused MLP kernels, or null: which path training and sampling take, and why.
@@ -105,7 +107,6 @@ class Model {
   std::unique_ptr<Ops<float>> ops_;
   Array<float> sigma_, inv_sigma_;
   std::unique_ptr<ScoreModel<float>> model_;
-  Mlp<float>* mlp_ = nullptr;
   std::unique_ptr<TrainState<float>> state_;
   std::unique_ptr<DsmTrainer<float>> trainer_;
 };

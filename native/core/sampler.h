@@ -63,12 +63,19 @@ inline int64_t segment_steps(const SamplerSettings& s) {
 
 inline bool cancelled(const SamplerSettings& s) { return s.cancel && s.cancel->load(std::memory_order_relaxed); }
 
+// Rows per chunk where rows never interact (sampling, score fields): the backend's, or fewer where
+// the network's activations are large.
+template <typename T>
+int64_t independent_chunk_rows(const Ops<T>& ops, const ScoreModel<T>& model) {
+  return std::min(ops.independent_chunk_rows(), model.max_chunk_rows());
+}
+
 // Particles are independent, so each chunk of rows runs a whole segment on one worker with its
 // scratch in cache.
 template <typename T>
 bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
                        const SamplerProgress& progress) {
-  const int64_t n = x.rows, d = x.cols, chunk = ops.independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk;
+  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model), n_chunks = (n + chunk - 1) / chunk;
   const int64_t rows = std::min(n, chunk), steps = s.steps_per_level, segment = segment_steps(s);
   // Scratch for the op-by-op path, made the first time a segment needs it.
   std::vector<Array<T>> score, noise;
@@ -123,7 +130,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
 template <typename T>
 bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
                          const SamplerProgress& progress) {
-  const int64_t n = x.rows, d = x.cols, chunk = ops.independent_chunk_rows(), n_chunks = (n + chunk - 1) / chunk;
+  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model), n_chunks = (n + chunk - 1) / chunk;
   const int64_t steps = s.steps_per_level, segment = segment_steps(s);
   const int64_t levels = static_cast<int64_t>(s.sigmas.size());
   Array<T> score(ops, n * d), noise(ops, n * d);

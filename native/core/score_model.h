@@ -2,6 +2,7 @@
 // apart from learning.
 #pragma once
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,10 +35,27 @@ class ScoreModel {
     const auto& l = layout();
     return l.empty() ? 0 : l.back().offset + l.back().size;
   }
+  // The most rows one chunk may hold (an image network's activations are large); the backend's
+  // own chunk size when smaller.
+  virtual int64_t max_chunk_rows() const { return INT64_MAX; }
   // Scratch for chunks of up to `rows` rows, one set per worker of the backend.
   virtual void reserve(Ops<T>& ops, int64_t rows) = 0;
-  // s = s(x, σ_level) for one chunk of rows, with the scratch of `worker`.
+  // s = s(x, σ_level) for one chunk of rows, with the scratch of `worker`, which keeps what
+  // backward() needs.
   virtual void score(Ops<T>& ops, int worker, Mat<T> s, Mat<T> x, const int32_t* level, const T* params) = 0;
+
+  // Networks that learn: every parameter gradient of the chunk of this worker's last score(), from
+  // ds = dL/ds, into grads (overwritten). ds may be used as scratch.
+  virtual bool trainable() const { return false; }
+  virtual void backward(Ops<T>&, int, Mat<T>, Mat<T>, const int32_t*, const T*, T*) {
+    throw std::logic_error("this score model has nothing to train");
+  }
+  // The forward pass, the DSM loss and the backward pass of a whole batch in a fused kernel, if the
+  // backend has one for this network: loss[r] per row, grads = Σ_r grad_scale·∂loss[r]/∂θ. Returns
+  // false to ask for the op-by-op path.
+  virtual bool fused_dsm_gradients(Ops<T>&, const T*, const T*, Mat<T>, Mat<T>, const int32_t*, T, T*, T*) {
+    return false;
+  }
 
   // One whole level of Langevin dynamics in a fused kernel, if the backend has one for this model:
   // `steps` updates x ← x + drift·s(x) + diffusion·z with the noise of stream steps first_step…,

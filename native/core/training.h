@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "mlp.h"
+#include "score_model.h"
 
 namespace ncsn {
 
@@ -37,11 +37,13 @@ template <typename T>
 class DsmTrainer {
  public:
   // sigma: the device table of σ_i (descending), `levels` entries; sigma_host the same on the host.
-  DsmTrainer(Ops<T>& ops, Mlp<T>& mlp, const T* sigma, std::vector<double> sigma_host)
-      : ops_(ops), mlp_(mlp), sigma_(sigma), sigma_host_(std::move(sigma_host)) {}
+  DsmTrainer(Ops<T>& ops, ScoreModel<T>& model, const T* sigma, std::vector<double> sigma_host)
+      : ops_(ops), model_(model), sigma_(sigma), sigma_host_(std::move(sigma_host)) {
+    if (!model.trainable()) throw std::invalid_argument("this score model has nothing to train");
+  }
 
   void set_data(const T* host, int64_t rows, int64_t cols) {
-    if (cols != mlp_.data_dim()) throw std::invalid_argument("training data has the wrong dimension");
+    if (cols != model_.data_dim()) throw std::invalid_argument("training data has the wrong dimension");
     if (rows < 1) throw std::invalid_argument("training data is empty");
     if (rows > INT32_MAX) throw std::invalid_argument("training data has more than 2^31 rows");
     data_ = Array<T>(ops_, rows * cols);
@@ -53,7 +55,7 @@ class DsmTrainer {
   // One step. Per-sample losses and levels come back on the host for the caller's statistics.
   void step(TrainState<T>& st, const TrainSettings& ts, std::vector<T>& loss_out, std::vector<int32_t>& level_out) {
     if (data_rows_ == 0) throw std::logic_error("no training data");
-    const int64_t b = ts.batch, d = mlp_.data_dim(), p = mlp_.param_count();
+    const int64_t b = ts.batch, d = model_.data_dim(), p = model_.param_count();
     reserve(b);
     const uint64_t t = static_cast<uint64_t>(st.step);
     ops_.random_below(index_.data(), b, static_cast<uint32_t>(data_rows_), {ts.seed, RngPurpose::batch_index, t}, 0);
@@ -64,19 +66,18 @@ class DsmTrainer {
     ops_.gather_rows(x, data_.mat(data_rows_, d), index_.data());
     ops_.perturb(xt, x, noise, sigma_, level_.data());
 
-    const int64_t chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
+    const int64_t chunk = chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
     const T grad_scale = T(1) / static_cast<T>(b);
     const T* params = st.params.data();
-    if (!(ts.fused && mlp_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale, loss_.data(),
-                                                chunk_grad_[0].data()))) {
+    if (!(ts.fused && model_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale,
+                                                  loss_.data(), chunk_grad_[0].data()))) {
       ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
-        const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk), n = r1 - r0;
-        auto& a = mlp_.activations(worker);
+        const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk);
         const int32_t* lv = level_.data() + r0;
-        Mat<T> s = a.s.mat(n, d);
-        mlp_.forward(ops_, a, s, xt.row_range(r0, r1), lv, params);
-        ops_.dsm_loss(loss_.data() + r0, a.ds.mat(n, d), s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
-        mlp_.backward(ops_, a, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
+        const Mat<T> s = score_.mat(b, d).row_range(r0, r1), ds = dscore_.mat(b, d).row_range(r0, r1);
+        model_.score(ops_, worker, s, xt.row_range(r0, r1), lv, params);
+        ops_.dsm_loss(loss_.data() + r0, ds, s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
+        model_.backward(ops_, worker, ds, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
       });
       for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
     }
@@ -110,36 +111,39 @@ class DsmTrainer {
   // The summed gradient is checked as rows of this many values, so that the backend can spread
   // the reduction over its cores.
   static constexpr int64_t GRAD_COLS = 64;
-  int64_t grad_rows() const { return (mlp_.param_count() + GRAD_COLS - 1) / GRAD_COLS; }
+  int64_t grad_rows() const { return (model_.param_count() + GRAD_COLS - 1) / GRAD_COLS; }
+  int64_t chunk_rows() const { return std::min(ops_.chunk_rows(), model_.max_chunk_rows()); }
 
   void reserve(int64_t b) {
     if (b == batch_) return;
-    const int64_t d = mlp_.data_dim(), chunk = ops_.chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
+    const int64_t d = model_.data_dim(), chunk = chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
     index_ = Array<int32_t>(ops_, b);
     level_ = Array<int32_t>(ops_, b);
     noise_ = Array<T>(ops_, b * d);
     x_ = Array<T>(ops_, b * d);
     xt_ = Array<T>(ops_, b * d);
+    score_ = Array<T>(ops_, b * d);
+    dscore_ = Array<T>(ops_, b * d);
     loss_ = Array<T>(ops_, b);
     chunk_grad_.clear();
-    const int64_t p = mlp_.param_count(), padded = grad_rows() * GRAD_COLS;
+    const int64_t p = model_.param_count(), padded = grad_rows() * GRAD_COLS;
     // chunk_grad_[0], the sum, ends in zeros up to whole rows; nothing ever writes past p
     for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, c == 0 ? padded : p);
     const std::vector<T> zeros(static_cast<size_t>(padded - p));
     if (padded > p) chunk_grad_[0].upload(zeros.data(), padded - p, p);
-    mlp_.reserve(ops_, std::min(b, chunk));
+    model_.reserve(ops_, std::min(b, chunk));
     batch_ = b;
   }
 
   Ops<T>& ops_;
-  Mlp<T>& mlp_;
+  ScoreModel<T>& model_;
   const T* sigma_;
   std::vector<double> sigma_host_;
   Array<T> data_;
   int64_t data_rows_ = 0;
   int64_t batch_ = 0;
   Array<int32_t> index_, level_;
-  Array<T> noise_, x_, xt_, loss_;
+  Array<T> noise_, x_, xt_, score_, dscore_, loss_;
   std::vector<Array<T>> chunk_grad_;
 };
 

@@ -45,6 +45,10 @@ class UNet final : public ScoreModel<T> {
   const std::vector<ParamTensor>& layout() const override { return layout_; }
   const UNetShape& shape() const { return shape_; }
 
+  // Activations of a 28×28 image at C = 32 take about 3 MB with their gradients: a chunk of 8 keeps
+  // a worker's share of memory small without making the per-image matrix products any narrower.
+  int64_t max_chunk_rows() const override { return 8; }
+
   void reserve(Ops<T>& ops, int64_t rows) override {
     if (!ops.image_ops()) throw std::invalid_argument("the unet has no kernels on " + ops.name() + " yet");
     if (static_cast<int>(acts_.size()) == ops.workers() && !acts_.empty() && acts_[0].rows >= rows) return;
@@ -84,9 +88,10 @@ class UNet final : public ScoreModel<T> {
     }
   }
 
-  // With the activations of the last score() of this worker: every parameter gradient into grads
-  // (overwritten), from ds = dL/ds (left as it is).
-  void backward(Ops<T>& ops, int worker, Mat<T> ds, Mat<T> x, const int32_t* level, const T* params, T* grads) {
+  bool trainable() const override { return true; }
+  // ds is left as it is.
+  void backward(Ops<T>& ops, int worker, Mat<T> ds, Mat<T> x, const int32_t* level, const T* params,
+                T* grads) override {
     Activations& a = acts_[worker];
     ImageOps<T>& im = *ops.image_ops();
     const int64_t n = x.rows;

@@ -321,10 +321,10 @@ TEST(cuda_fused_dsm_gradients_match_op_by_op) {
                                   loss_fused.data(), grad_fused.data()),
           "the fused path declined the W1 shape");
     mlp.reserve(ops, b);
-    auto& a = mlp.activations(0);
-    mlp.forward(ops, a, a.s.mat(b, d), gxt.mat(b, d), glevel.data(), gparams.data());
-    ops.dsm_loss(loss_ops.data(), a.ds.mat(b, d), a.s.mat(b, d), gz.mat(b, d), gsigma.data(), glevel.data(), scale);
-    mlp.backward(ops, a, gxt.mat(b, d), glevel.data(), gparams.data(), grad_ops.data());
+    Array<float> s(ops, b * d), ds(ops, b * d);
+    mlp.score(ops, 0, s.mat(b, d), gxt.mat(b, d), glevel.data(), gparams.data());
+    ops.dsm_loss(loss_ops.data(), ds.mat(b, d), s.mat(b, d), gz.mat(b, d), gsigma.data(), glevel.data(), scale);
+    mlp.backward(ops, 0, ds.mat(b, d), gxt.mat(b, d), glevel.data(), gparams.data(), grad_ops.data());
     expect_close("fused DSM loss", down(loss_fused), down(loss_ops), 1e-5);
     // sums over b rows in two orders: the bound grows with the batch
     expect_close("fused DSM gradient", down(grad_fused), down(grad_ops), 1e-6 * std::max<double>(1, b / 333.0));

@@ -184,18 +184,17 @@ TEST(gradcheck_mlp_dsm) {
   Vec params = random_values<double>(p, 61, -0.5, 0.5), x = random_values<double>(m * d, 62, -3, 3);
   const Vec z = random_values<double>(m * d, 63, -2, 2);
   const auto level = random_levels(m, 4, 64);
-  auto& a = mlp.activations(0);
-  Vec loss_rows(m), grads(p);
+  Vec loss_rows(m), grads(p), s(m * d), ds(m * d);
   auto loss = [&] {
-    mlp.forward(ops(), a, a.s.mat(m, d), mat(x, m, d), level.data(), params.data());
-    ops().dsm_loss(loss_rows.data(), a.ds.mat(m, d), a.s.mat(m, d), Mat<double>{const_cast<double*>(z.data()), m, d},
+    mlp.score(ops(), 0, mat(s, m, d), mat(x, m, d), level.data(), params.data());
+    ops().dsm_loss(loss_rows.data(), mat(ds, m, d), mat(s, m, d), Mat<double>{const_cast<double*>(z.data()), m, d},
                    sigma.data(), level.data(), 1.0 / m);
     double sum = 0;
     for (double l : loss_rows) sum += l;
     return sum / m;
   };
   loss();
-  mlp.backward(ops(), a, mat(x, m, d), level.data(), params.data(), grads.data());
+  mlp.backward(ops(), 0, mat(ds, m, d), mat(x, m, d), level.data(), params.data(), grads.data());
   expect_gradient("mlp dsm params", params, grads, loss);
 }
 
