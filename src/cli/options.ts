@@ -42,16 +42,16 @@ export function positiveNumberOrAuto(value: string): number | 'auto' {
 
 export function levelCountOrAuto(value: string): number | 'auto' {
   if (value === 'auto') return 'auto';
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || n < 2 || n > LIMITS.levels) {
+  const n = positiveInt(value);
+  if (n < 2 || n > LIMITS.levels) {
     throw new InvalidArgumentError(`It must be an integer ≥ 2, or auto (at most ${LIMITS.levels.toLocaleString('en-US')} levels).`);
   }
   return n;
 }
 
 export function stepsPerLevel(value: string): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || n < 1 || n > LIMITS.stepsPerLevel) {
+  const n = positiveInt(value);
+  if (n > LIMITS.stepsPerLevel) {
     throw new InvalidArgumentError(`It must be an integer from 1 to ${LIMITS.stepsPerLevel.toLocaleString('en-US')}.`);
   }
   return n;
