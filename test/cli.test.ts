@@ -214,7 +214,7 @@ describe('bad input', () => {
     expectRejected(cli('train', '--levels', '1.5'), /--levels <n>.*positive integer/);
     expectRejected(cli('train', '--seed', '-1'), /--seed <n>.*integer ≥ 0/);
     expectRejected(cli('train', '--sigma-begin', 'abc'), /--sigma-begin <x>.*positive number/);
-    expectRejected(cli('train', '--sigma-end', '30'), /--sigma-end \(30\) must be smaller than --sigma-begin \(20\)/);
+    expectRejected(cli('train', '--sigma-end', '30'), /--sigma-end \(30\) must be smaller than σ_1 \(20, toy:mixture's default\)/);
     expectRejected(cli('train', '--levels', '1'), /--levels <n>.*It must be an integer ≥ 2, or auto/);
     expectRejected(cli('train', '--ema', '1'), /--ema <decay>.*It must be a number in \[0, 1\)/);
     expectRejected(cli('train', '--lr', 'auto'), /--lr <x>.*this option has no auto/);

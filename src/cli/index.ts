@@ -10,6 +10,7 @@ import {
   positiveNumber,
   positiveNumberOrAuto,
   levelCountOrAuto,
+  stepsPerLevel,
   unitInterval,
   device,
 } from './options.js';
@@ -42,7 +43,7 @@ function program(): Command {
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
     .option('--levels <n>', 'number of geometric noise levels L, or auto: enough for neighbouring levels to overlap, NCSNv2 Technique 2 (default: per dataset; 10)', levelCountOrAuto)
     .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP}, for samples.png and the checkpoint's default (default: ald)`).choices(['ald', 'pc']))
-    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each level when sampling (default: 100)', positiveInt)
+    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each level when sampling (default: 100)', stepsPerLevel)
     .option('--step-lr <x>', `${STEP_LR_HELP} (default: 0.1 σ_L²)`, positiveNumberOrAuto)
     .option('--snr <x>', `${SNR_HELP} (default: 0.16)`, positiveNumber)
     .option('--denoise', 'finish sampling with the denoising step x ← x + σ_L² s(x, σ_L) (default: on for images, else off)')
@@ -64,7 +65,7 @@ function program(): Command {
     .requiredOption('--checkpoint <file>', 'a checkpoint.safetensors written by train')
     .option('--n <n>', 'number of samples', positiveInt, 10000)
     .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP} (default: the checkpoint's, ald)`).choices(['ald', 'pc']))
-    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each noise level (default: the checkpoint\'s, 100)', positiveInt)
+    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each noise level (default: the checkpoint\'s, 100)', stepsPerLevel)
     .option('--step-lr <x>', `${STEP_LR_HELP} (default: the checkpoint's)`, positiveNumberOrAuto)
     .option('--snr <x>', `${SNR_HELP} (default: the checkpoint's, 0.16)`, positiveNumber)
     .option('--denoise', 'finish with the denoising step x ← x + σ_L² s(x, σ_L) (default: the checkpoint\'s: on for images, else off)')

@@ -87,6 +87,18 @@ function fmt(n: number, digits = 3): string {
   return Math.abs(r) >= 1000 ? r.toLocaleString('en-US') : String(r);
 }
 
+// A file a run trained on, as its checkpoint names it. Runs store the whole path; older ones stored
+// it as given, relative to where they were started, so it is looked for from here and from the run.
+function runDataPath(spec: string, runDir: string): string {
+  if (spec.startsWith('toy:') || path.isAbsolute(spec)) return spec;
+  const places = [path.resolve(spec), path.resolve(runDir, spec)];
+  const found = places.find((f) => fs.existsSync(f));
+  if (found) return found;
+  throw new UsageError(
+    `${runDir}: the checkpoint names its training data by the relative path ${spec}, which is neither at ${places[0]} nor at ${places[1]}; resume from the directory the run was started in`,
+  );
+}
+
 // The model and its data: a new run from the flags, or one read back from DIR/checkpoint.safetensors
 // with --resume DIR.
 function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: number; why: string } {
@@ -101,7 +113,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device });
     const spec = model.config.data;
     if (!spec) throw new UsageError(`${flags.resume}: the checkpoint does not name its training data`);
-    const dataset = loadDataset(spec, { seed: model.config.seed });
+    const dataset = loadDataset(runDataPath(spec, flags.resume), { seed: model.config.seed });
     const steps = flags.steps ?? model.step;
     if (steps < model.step) {
       throw new UsageError(`--steps ${steps} is the run's total and it has already done ${model.step}`);
@@ -123,9 +135,17 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   // σ_1: the flag, the dataset's own, or NCSNv2's Technique 1 (the largest pairwise distance)
   const technique1 = flags.sigmaBegin === 'auto' || (flags.sigmaBegin === undefined && !d);
   const sigmaBegin = technique1 ? maxPairwiseDistance(dataset) : ((flags.sigmaBegin as number | undefined) ?? d!.sigmaBegin);
+  if (technique1 && !(sigmaBegin > 0)) {
+    const what = dataset.rows < 2 ? 'has a single point' : `has no spread (its points are all the same)`;
+    throw new UsageError(
+      `${data} ${what}, so σ_1 cannot be the largest distance between training points; give --sigma-begin and --sigma-end`,
+    );
+  }
   const sigmaEnd = flags.sigmaEnd ?? d?.sigmaEnd ?? sigmaBegin / 100;
   if (!(sigmaEnd < sigmaBegin)) {
-    throw new UsageError(`--sigma-end (${sigmaEnd}) must be smaller than --sigma-begin (${sigmaBegin})`);
+    const end = flags.sigmaEnd !== undefined ? `--sigma-end (${sigmaEnd})` : `σ_L (${sigmaEnd}, ${data}'s default; set it with --sigma-end)`;
+    const begin = flags.sigmaBegin !== undefined && flags.sigmaBegin !== 'auto' ? `--sigma-begin (${sigmaBegin})` : `σ_1 (${fmt(sigmaBegin)}, ${technique1 ? 'the largest distance between training points' : `${data}'s default`})`;
+    throw new UsageError(`${end} must be smaller than ${begin}`);
   }
   const reasons: string[] = [];
   if (technique1) reasons.push('σ_1 is the largest distance between training points (NCSNv2 Technique 1)');
@@ -174,7 +194,8 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     lr: flags.lr ?? 1e-3,
     batchSize: flags.batchSize ?? 128,
     emaDecay: flags.ema ?? 0.999,
-    data,
+    // a file is named by its whole path, so that --resume and plot find it from any directory
+    data: data.startsWith('toy:') ? data : path.resolve(data),
     image,
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,

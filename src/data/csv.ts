@@ -14,8 +14,9 @@ export function parseCsv(text: string, source: string): Points {
     const numbers = fields.map((f) => (f === '' ? NaN : Number(f)));
     if (first) {
       first = false;
-      // a first line with any non-numeric field is a header
-      if (numbers.some((v, j) => Number.isNaN(v) && !/^[-+]?(nan|inf(inity)?)$/i.test(fields[j]))) {
+      // A header has no numbers at all; a first line with some is data, and its other fields are
+      // reported below with their line and column rather than taken for a header.
+      if (numbers.every((v, j) => Number.isNaN(v) && !/^[-+]?(nan|inf(inity)?)$/i.test(fields[j]))) {
         cols = fields.length;
         continue;
       }
@@ -27,6 +28,9 @@ export function parseCsv(text: string, source: string): Points {
     numbers.forEach((v, j) => {
       if (!Number.isFinite(v)) {
         throw new DataError(`${source}:${i + 1}: column ${j + 1} ('${fields[j]}') is not a finite number`);
+      }
+      if (!Number.isFinite(Math.fround(v))) {
+        throw new DataError(`${source}:${i + 1}: column ${j + 1} ('${fields[j]}') is beyond float32's range (±3.4e38)`);
       }
       values.push(v);
     });
