@@ -172,6 +172,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   ts.ema_decay = config_.ema_decay;
   ts.seed = config_.seed;
   ts.fused = config_.fused;
+  ts.dequantize = config_.dequantize;
   const size_t levels = config_.sigmas.size();
   std::vector<float> loss;
   std::vector<int32_t> level;

@@ -27,6 +27,7 @@ struct ModelConfig {
   int threads = 0;
   bool tf32 = false;   // CUDA: op-by-op matrix products on the tensor cores
   bool fused = true;   // CUDA: the fused training kernel where the shape allows
+  bool dequantize = false;  // the data are 8-bit pixels in [0, 1]: dequantise every batch (NCSN)
   // exact:mixture only
   std::vector<double> mixture_means, mixture_weights;
   double mixture_var = 1.0;

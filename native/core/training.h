@@ -31,6 +31,8 @@ struct TrainSettings {
   double ema_decay = 0.999;
   uint64_t seed = 0;
   bool fused = true;  // use the backend's fused forward/backward where it has one
+  // 8-bit data scaled to [0, 1]: each batch is dequantised as NCSN does, x·255/256 + U(0, 1)/256.
+  bool dequantize = false;
 };
 
 template <typename T>
@@ -64,6 +66,11 @@ class DsmTrainer {
     Mat<T> noise = noise_.mat(b, d), x = x_.mat(b, d), xt = xt_.mat(b, d);
     ops_.random_normal(noise, {ts.seed, RngPurpose::train_noise, t}, 0);
     ops_.gather_rows(x, data_.mat(data_rows_, d), index_.data());
+    if (ts.dequantize) {
+      Mat<T> u = xt;  // free until the perturbation below
+      ops_.random_uniform(u, T(0), T(1), {ts.seed, RngPurpose::dequantize, t}, 0);
+      ops_.langevin_step(x, x, u, T(-1) / 256, T(1) / 256);  // x += −x/256 + u/256
+    }
     ops_.perturb(xt, x, noise, sigma_, level_.data());
 
     const int64_t chunk = chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
