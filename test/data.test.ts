@@ -127,7 +127,7 @@ describe('datasets', () => {
     rejects('toy:toString', /unknown toy dataset 'toy:toString'/);
     rejects('toy:__proto__', /unknown toy dataset/);
     rejects('toy:mixture', /toySize must be a positive integer, not 0/, 0);
-    rejects('data.txt', /unknown data 'data\.txt': give toy:<name> \(mixture, .*\) or a path ending in \.npy or \.csv/);
+    rejects('data.txt', /unknown data 'data\.txt': give toy:<name> \(mixture, .*\), mnist, mnist:test, a path ending in \.npy, \.csv, \.png, idx3-ubyte or idx3-ubyte\.gz, or a folder of PNGs/);
   });
 });
 
