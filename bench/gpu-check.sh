@@ -67,8 +67,8 @@ cat "$out/gpu.txt"
 
 step native_tests 90 build/ncsn_tests
 step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
-step w1_fp32 75 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda fp32
-step w1_tf32 75 env PYTHON="$python" bash bench/compare_w1.sh 2 cuda tf32
+step w1_fp32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda fp32
+step w1_tf32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda tf32
 if [ -n "$sanitizer" ]; then
   # the kernels that share memory between threads, and every CUDA op once
   step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise

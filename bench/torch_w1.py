@@ -1,7 +1,7 @@
 """PyTorch peer of `ncsn-cuda bench --workload w1`: the same W1 model, trained and sampled the same
 way, timed the same way, printed as one JSON line.
 
-W1 (shared/bench/WORKLOADS.md): data 0.2 N((-5,-5), I) + 0.8 N((5,5), I); sigmas geometric 20 -> 1,
+W1 (docs/workloads.md): data 0.2 N((-5,-5), I) + 0.8 N((5,5), I); sigmas geometric 20 -> 1,
 L = 10; MLP of width 128 with per-level biases, s = (W3 h2 + b3) / sigma_i; DSM with lambda = sigma^2;
 Adam 1e-3; EMA 0.999; annealed Langevin with alpha_i = eps sigma_i^2 / sigma_L^2, eps = 0.1.
 

@@ -3,6 +3,7 @@
 // never a huge allocation or a model that disagrees with its weights.
 import { CheckpointError, type Tensor } from './checkpoint.js';
 import { LIMITS } from './limits.js';
+import { addon, type NativeNetworkConfig } from './native.js';
 import type { ModelConfig, SamplingDefaults } from './index.js';
 
 type Json = Record<string, unknown>;
@@ -10,16 +11,18 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
 
-/** The tensor names and shapes of an MLP, as native/core/mlp.h lays them out. */
-export function mlpLayout(dataDim: number, width: number, depth: number, levels: number): [string, number[]][] {
-  const out: [string, number[]][] = [];
-  let inputs = dataDim;
-  for (let k = 1; k <= depth; k++) {
-    out.push([`fc${k}.weight`, [width, inputs]], [`fc${k}.bias`, [width]], [`fc${k}.level_bias`, [levels, width]]);
-    inputs = width;
-  }
-  out.push(['out.weight', [dataDim, width]], ['out.bias', [dataDim]]);
-  return out;
+/** What makes the network of a config: the part the native layout and model take. */
+export function networkConfig(c: ModelConfig): NativeNetworkConfig {
+  return {
+    kind: c.model,
+    dataDim: c.dataDim,
+    width: c.width,
+    depth: c.depth,
+    sigmas: c.sigmas,
+    ...(c.model === 'unet' && c.image
+      ? { imageChannels: c.image.channels, imageHeight: c.image.height, imageWidth: c.image.width, channels: c.channels }
+      : {}),
+  };
 }
 
 const GROUPS = ['', 'ema.', 'optimizer.exp_avg.', 'optimizer.exp_avg_sq.'];
@@ -43,7 +46,9 @@ export function checkCheckpointConfig(file: string, config: unknown, tensors: Te
     return v as number;
   };
 
-  if (c.model !== 'mlp' && c.model !== 'exact:mixture') fail(`config.model is ${show(c.model)}; it must be "mlp" or "exact:mixture"`);
+  if (c.model !== 'mlp' && c.model !== 'unet' && c.model !== 'exact:mixture') {
+    fail(`config.model is ${show(c.model)}; it must be "mlp", "unet" or "exact:mixture"`);
+  }
   const sigmas = c.sigmas;
   if (!Array.isArray(sigmas) || sigmas.length < 1 || sigmas.length > LIMITS.levels) {
     fail(`config.sigmas must be a list of 1 to ${LIMITS.levels.toLocaleString('en-US')} noise levels`);
@@ -56,6 +61,8 @@ export function checkCheckpointConfig(file: string, config: unknown, tensors: Te
   const dataDim = integer('dataDim', 1, LIMITS.dataDim);
   const width = integer('width', 1, LIMITS.width);
   const depth = integer('depth', 1, LIMITS.depth);
+  const channels = integer('channels', 1, LIMITS.unetChannels);
+  if (typeof c.dequantize !== 'boolean') fail(`config.dequantize is ${show(c.dequantize)}; it must be true or false`);
   integer('seed', 0, Number.MAX_SAFE_INTEGER);
   integer('batchSize', 1, Math.floor(LIMITS.elements / dataDim));
   number(c, 'lr', (v) => v > 0, 'a positive number');
@@ -94,22 +101,31 @@ export function checkCheckpointConfig(file: string, config: unknown, tensors: Te
     }
   }
 
-  if (c.model === 'mlp') {
+  if (c.model === 'unet' && (c.image === undefined || c.image === null)) fail('config.model is "unet" but config.image, its input, is missing');
+  if (c.model === 'mlp' || c.model === 'unet') {
+    const levels = (sigmas as number[]).length;
+    const network =
+      c.model === 'mlp'
+        ? `width ${width}, depth ${depth}, dataDim ${dataDim}`
+        : `U-Net of base width ${channels} on ${show((c.image as Json).channels)}×${show((c.image as Json).height)}×${show((c.image as Json).width)} images`;
+    let layout: { name: string; shape: number[] }[] = [];
+    try {
+      layout = addon.layout(networkConfig(config as unknown as ModelConfig));
+    } catch (e) {
+      fail(`the config (${network}) cannot make a model: ${(e as Error).message}`);
+    }
     const byName = new Map(tensors.map((t) => [t.name, t.shape]));
-    const layout = mlpLayout(dataDim, width, depth, (sigmas as number[]).length);
     for (const prefix of GROUPS)
-      for (const [name, shape] of layout) {
+      for (const { name, shape } of layout) {
         const found = byName.get(prefix + name);
-        if (!found) fail(`the config (width ${width}, depth ${depth}, dataDim ${dataDim}) needs a tensor '${prefix}${name}' that the file does not have`);
+        if (!found) fail(`the config (${network}) needs a tensor '${prefix}${name}' that the file does not have`);
         if (found!.length !== shape.length || found!.some((d, i) => d !== shape[i])) {
-          fail(
-            `tensor '${prefix}${name}' is [${found!.join(', ')}] but the config (width ${width}, depth ${depth}, dataDim ${dataDim}, ${(sigmas as number[]).length} levels) needs [${shape.join(', ')}]`,
-          );
+          fail(`tensor '${prefix}${name}' is [${found!.join(', ')}] but the config (${network}, ${levels} levels) needs [${shape.join(', ')}]`);
         }
       }
     if (tensors.length !== layout.length * GROUPS.length) {
-      const known = new Set(GROUPS.flatMap((p) => layout.map(([name]) => p + name)));
-      fail(`tensor '${tensors.find((t) => !known.has(t.name))!.name}' is not part of a model of depth ${depth}`);
+      const known = new Set(GROUPS.flatMap((p) => layout.map(({ name }) => p + name)));
+      fail(`tensor '${tensors.find((t) => !known.has(t.name))!.name}' is not part of the config's model (${network})`);
     }
   } else {
     const m = c.mixture;

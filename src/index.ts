@@ -1,7 +1,7 @@
 // The public library API: create or load a model, train it on a dataset, sample from it, save it.
 import { addon, type NativeModel, type NativeSampleProgress, type NativeTensor } from './native.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
-import { checkCheckpointConfig } from './checkpoint-config.js';
+import { checkCheckpointConfig, networkConfig } from './checkpoint-config.js';
 import { MIXTURE, type ImageShape } from './data/index.js';
 
 export { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE, type Dataset, type ImageShape, type NoiseDefaults } from './data/index.js';
@@ -12,7 +12,11 @@ export { renderScatter } from './render/scatter.js';
 export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
 export { LIMITS } from './limits.js';
 
-export type ModelKind = 'mlp' | 'exact:mixture';
+/**
+ * 'mlp': the noise-conditional MLP of W1, for points. 'unet': the conditional U-Net of W2, for
+ * images (CPU only in this version). 'exact:mixture': the exact score of a Gaussian mixture.
+ */
+export type ModelKind = 'mlp' | 'unet' | 'exact:mixture';
 /** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -43,6 +47,10 @@ export interface ModelConfig {
   /** Hidden width and number of hidden layers of the MLP. */
   width: number;
   depth: number;
+  /** The U-Net's base width C (W2: 32 on a CPU, 64 on a GPU); its input is `image`. */
+  channels: number;
+  /** The data are 8-bit pixels in [0, 1]: each training batch is dequantised, x·255/256 + U(0, 1)/256. */
+  dequantize: boolean;
   /** Noise levels σ_1 > … > σ_L. */
   sigmas: number[];
   seed: number;
@@ -58,7 +66,7 @@ export interface ModelConfig {
   sampling: SamplingDefaults;
   /** exact:mixture only: the mixture Σ w_k N(μ_k, variance·I) whose perturbed score it computes. */
   mixture: MixtureSpec | null;
-  /** When a point is an image: how pictures draw it (the model itself sees a flat vector). */
+  /** When a point is an image: how pictures draw it, and the U-Net's input layout. */
   image: ImageSpec | null;
 }
 
@@ -159,6 +167,8 @@ const defaults = {
   dataDim: 2,
   width: 128,
   depth: 2,
+  channels: 32,
+  dequantize: false,
   seed: 0,
   lr: 1e-3,
   batchSize: 128,
@@ -218,11 +228,8 @@ export class NcsnModel {
   private constructor(config: ModelConfig, device: Device, threads: number, backend: BackendOptions = {}) {
     this.config = config;
     this.native = new addon.Model({
-      kind: config.model,
-      dataDim: config.dataDim,
-      width: config.width,
-      depth: config.depth,
-      sigmas: config.sigmas,
+      ...networkConfig(config),
+      dequantize: config.dequantize,
       seed: config.seed,
       lr: config.lr,
       beta1: config.beta1,
@@ -262,6 +269,7 @@ export class NcsnModel {
       config.mixture = m;
     }
     const image = config.image;
+    if (config.model === 'unet' && !image) throw new RangeError("model 'unet' needs `image`, the layout of its input");
     if (image) {
       const { channels: c, height: h, width: w, low, high } = image;
       if (![c, h, w].every((v) => Number.isInteger(v) && v >= 1) || c * h * w !== config.dataDim) {
@@ -319,6 +327,10 @@ export class NcsnModel {
   }
   get paramCount(): number {
     return this.native.paramCount;
+  }
+  /** FLOPs of one sample's forward pass in its matrix products and convolutions (an FMA counts 2). */
+  get forwardFlops(): number {
+    return this.native.forwardFlops;
   }
   /** 'cpu' or 'cuda:N'. */
   get backend(): string {

@@ -3,12 +3,21 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-export interface NativeModelConfig {
-  kind: 'mlp' | 'exact:mixture';
+/** What makes a network: its kind, sizes and noise levels. */
+export interface NativeNetworkConfig {
+  kind: 'mlp' | 'unet' | 'exact:mixture';
   dataDim: number;
   width?: number;
   depth?: number;
+  /** unet: the images' layout and the base width C. */
+  imageChannels?: number;
+  imageHeight?: number;
+  imageWidth?: number;
+  channels?: number;
   sigmas: number[];
+}
+
+export interface NativeModelConfig extends NativeNetworkConfig {
   seed: number;
   lr?: number;
   beta1?: number;
@@ -22,6 +31,8 @@ export interface NativeModelConfig {
   mixtureMeans?: number[];
   mixtureWeights?: number[];
   mixtureVariance?: number;
+  /** 8-bit pixels: each training batch is dequantised, x·255/256 + U(0, 1)/256. */
+  dequantize?: boolean;
 }
 
 export interface NativeTrainProgress {
@@ -72,6 +83,8 @@ export interface NativeTensor {
 export interface NativeModel {
   readonly step: number;
   readonly paramCount: number;
+  /** FLOPs of one sample's forward pass in its matrix products and convolutions. */
+  readonly forwardFlops: number;
   readonly backend: string;
   /** Why device 'auto' chose the CPU, or null. */
   readonly notice: string | null;
@@ -116,6 +129,8 @@ interface Addon {
   Model: new (config: NativeModelConfig) => NativeModel;
   random(options: { kind: 'normal' | 'uniform'; seed: number; n: number; stream?: number; offset?: number }): Float32Array;
   philox(counter: number[], key: number[]): number[];
+  /** The parameter tensors a config makes, its sizes checked, without making it (RangeError when too large). */
+  layout(config: NativeNetworkConfig): { name: string; shape: number[] }[];
   info(): NativeInfo;
 }
 

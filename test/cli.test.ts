@@ -234,7 +234,7 @@ describe('bad input', () => {
     expectRejected(cli('sample', '--checkpoint', 'junk.safetensors'), /not a valid checkpoint/);
     expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--out', 'x.txt'), /extension must be one of \.npy, \.csv, \.png/);
     expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--step-lr', '-1'), /--step-lr <x>.*positive number/);
-    expectRejected(cli('bench', '--workload', 'w9'), /Allowed choices are w1/);
+    expectRejected(cli('bench', '--workload', 'w9'), /Allowed choices are w1, w2/);
     expectRejected(cli('frobnicate'), /unknown command 'frobnicate'/);
   });
 
@@ -257,7 +257,7 @@ describe('ncsn-cuda info and bench', () => {
     const r = cli('bench', '--workload', 'w1', '--device', 'cpu', '--repeats', '1');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ workload: 'w1', device: 'cpu', train_batch: 512, sample_particles: 10_000 });
+    expect(j).toMatchObject({ workload: 'w1', device: 'cpu', train_batch: 512, sample_batch: 10_000, forward_mflop_per_sample: 0.034 });
     expect(j.train_steps_per_s).toBeGreaterThan(0);
     expect(j.sample_particle_steps_per_s).toBeGreaterThan(0);
   });

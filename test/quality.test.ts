@@ -9,7 +9,7 @@ const devices: Device[] = ['cpu', ...(info().devices.some((d) => d.usable) ? (['
 describe.each(devices)('W1 end to end on %s', (device) => {
   it('recovers the 0.2/0.8 mode weights and the mode means after 5,000 steps at batch 128', async () => {
     // On the CPU, over training and sampling seeds 0–4, this measured a (5,5) fraction of
-    // 0.788–0.801 and mode means within 0.18 of ±5; the bars are WORKLOADS.md's 0.80 ± 0.05 and 0.3.
+    // 0.788–0.801 and mode means within 0.18 of ±5; the bars are docs/workloads.md's 0.80 ± 0.05 and 0.3.
     const data = loadDataset('toy:mixture', { seed: 0 });
     const model = NcsnModel.create({ sigmas: geometricSigmas(20, 1, 10), seed: 0, device });
     await model.train(data, { steps: 5000, batchSize: 128 });

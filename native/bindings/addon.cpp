@@ -69,6 +69,22 @@ uint64_t get_seed(const Napi::Object& o, const char* key) {
   return static_cast<uint64_t>(s);
 }
 
+// What makes the network: its kind, sizes and noise levels (the rest of a config is training and
+// backend settings).
+ncsn::ModelConfig network_config(const Napi::Object& o) {
+  ncsn::ModelConfig c;
+  c.kind = get_string(o, "kind", "mlp");
+  c.shape.data_dim = get_int(o, "dataDim", 2, 1);
+  c.shape.width = get_int(o, "width", 128, 1);
+  c.shape.depth = get_int(o, "depth", 2, 1);
+  c.unet.channels = get_int(o, "imageChannels", 1, 1);
+  c.unet.height = get_int(o, "imageHeight", 28, 1);
+  c.unet.width = get_int(o, "imageWidth", 28, 1);
+  c.unet.base = get_int(o, "channels", 32, 1);
+  c.sigmas = get_doubles(o, "sigmas");
+  return c;
+}
+
 Napi::Float32Array to_js(Napi::Env env, const std::vector<float>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   std::copy(v.begin(), v.end(), a.Data());
@@ -127,6 +143,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceAccessor<&ModelWrap::Disposed>("disposed"),
                         InstanceAccessor<&ModelWrap::Step>("step"),
                         InstanceAccessor<&ModelWrap::ParamCount>("paramCount"),
+                        InstanceAccessor<&ModelWrap::ForwardFlops>("forwardFlops"),
                         InstanceAccessor<&ModelWrap::Backend>("backend"),
                         InstanceAccessor<&ModelWrap::Notice>("notice"),
                         InstanceAccessor<&ModelWrap::Threads>("threads")});
@@ -136,12 +153,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) throw type_error(env, "Model(config): config must be an object");
     Napi::Object o = info[0].As<Napi::Object>();
-    ncsn::ModelConfig c;
-    c.kind = get_string(o, "kind", "mlp");
-    c.shape.data_dim = get_int(o, "dataDim", 2, 1);
-    c.shape.width = get_int(o, "width", 128, 1);
-    c.shape.depth = get_int(o, "depth", 2, 1);
-    c.sigmas = get_doubles(o, "sigmas");
+    ncsn::ModelConfig c = network_config(o);
     c.seed = get_seed(o, "seed");
     c.adam.lr = get_number(o, "lr", 1e-3);
     c.adam.beta1 = get_number(o, "beta1", 0.9);
@@ -158,15 +170,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     c.tf32 = precision == "tf32";
     Napi::Value fused = o.Get("fused");
     c.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
+    c.dequantize = o.Get("dequantize").ToBoolean().Value();
     c.mixture_means = get_doubles(o, "mixtureMeans");
     c.mixture_weights = get_doubles(o, "mixtureWeights");
     c.mixture_var = get_number(o, "mixtureVariance", 1.0);
     try {
       model_ = std::make_unique<Model>(c);
     } catch (const std::bad_alloc&) {
-      throw Napi::Error::New(env, "out of memory creating the model (width " + std::to_string(c.shape.width) + ", depth " +
-                                      std::to_string(c.shape.depth) + ", data dimension " +
-                                      std::to_string(c.shape.data_dim) + ", " + std::to_string(c.sigmas.size()) +
+      const std::string network =
+          c.kind == "unet" ? "U-Net of base width " + std::to_string(c.unet.base) + " on " + std::to_string(c.unet.channels) +
+                                 "×" + std::to_string(c.unet.height) + "×" + std::to_string(c.unet.width) + " images"
+                           : "width " + std::to_string(c.shape.width) + ", depth " + std::to_string(c.shape.depth) +
+                                 ", data dimension " + std::to_string(c.shape.data_dim);
+      throw Napi::Error::New(env, "out of memory creating the model (" + network + ", " + std::to_string(c.sigmas.size()) +
                                       " noise levels)");
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
@@ -305,6 +321,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
   Napi::Value ParamCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).param_count()));
+  }
+  Napi::Value ForwardFlops(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), live(info.Env()).forward_flops());
   }
   Napi::Value Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), live(info.Env()).backend_name()); }
   // Why `auto` chose the CPU, or null.
@@ -506,6 +525,29 @@ Napi::Value RandomDraw(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The parameter tensors a config makes, [{name, shape}], with its sizes checked, without making it.
+Napi::Value Layout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw type_error(env, "layout(config): config must be an object");
+  std::vector<ncsn::ParamTensor> layout;
+  try {
+    layout = ncsn::layout_of(network_config(info[0].As<Napi::Object>()));
+  } catch (const std::invalid_argument& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+  Napi::Array out = Napi::Array::New(env, layout.size());
+  for (size_t t = 0; t < layout.size(); ++t) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("name", layout[t].name);
+    Napi::Array shape = Napi::Array::New(env, layout[t].shape.size());
+    for (size_t d = 0; d < layout[t].shape.size(); ++d)
+      shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(layout[t].shape[d])));
+    entry.Set("shape", shape);
+    out.Set(static_cast<uint32_t>(t), entry);
+  }
+  return out;
+}
+
 // Raw Philox4x32-10 words, for the known-answer tests.
 Napi::Value Philox(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -565,6 +607,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", ModelWrap::Init(env));
   exports.Set("random", Napi::Function::New(env, RandomDraw));
   exports.Set("philox", Napi::Function::New(env, Philox));
+  exports.Set("layout", Napi::Function::New(env, Layout));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;
 }

@@ -18,6 +18,7 @@ struct Limits {
   static constexpr int64_t data_dim = int64_t(1) << 24;  // a 4096×4096 picture
   static constexpr int64_t width = 65536;
   static constexpr int64_t depth = 1000;
+  static constexpr int64_t unet_base = 1024;
   static constexpr int64_t levels = 10000;
   // Parameters, and values in one batch, in one sample or one score call: every index fits an
   // int32 (the GPU kernels) and every result fits a JavaScript typed array.
@@ -63,7 +64,7 @@ inline int64_t checked_unet_param_count(const UNetShape& u) {
   check_bound(u.channels, 64, "the number of image channels");
   check_bound(u.height, 4096, "the image height");
   check_bound(u.width, 4096, "the image width");
-  check_bound(u.base, 1024, "the U-Net's base width (--channels)");
+  check_bound(u.base, Limits::unet_base, "the U-Net's base width (--channels)");
   check_bound(u.levels, Limits::levels, "the number of noise levels");
   const int64_t params = UNet<float>(u).param_count();
   if (params > Limits::elements)

@@ -1,4 +1,4 @@
-// The noise-conditional MLP of WORKLOADS.md W1, for any width, depth and data dimension:
+// The noise-conditional MLP of docs/workloads.md W1, for any width, depth and data dimension:
 //   h_k = softplus(W_k h_{k-1} + b_k + E_k[i]),   s = (W_out h_depth + b_out) / σ_i
 // Forward and backward are written once over the op interface; every buffer is explicit.
 #pragma once
@@ -76,6 +76,10 @@ class Mlp final : public ScoreModel<T> {
   int64_t data_dim() const override { return shape_.data_dim; }
   const std::vector<ParamTensor>& layout() const override { return layout_; }
   const MlpShape& shape() const { return shape_; }
+  double forward_flops() const override {
+    const double d = static_cast<double>(shape_.data_dim), h = static_cast<double>(shape_.width);
+    return 2 * (h * d + static_cast<double>(shape_.depth - 1) * h * h + d * h);
+  }
 
   // Per-worker activations and gradient scratch for chunks of up to `rows` rows.
   struct Activations {

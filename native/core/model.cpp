@@ -68,24 +68,42 @@ std::vector<float> host_normals(const RngStream& s, int64_t n) {
   }
   return z;
 }
+
+// The config with its levels and, for the U-Net, its data dimension filled in, after every size is
+// checked against the limits; also gives the parameter count.
+ModelConfig checked_config(const ModelConfig& config, int64_t& params) {
+  ModelConfig c = config;
+  const bool exact = c.kind == "exact:mixture", unet = c.kind == "unet";
+  if (!exact && !unet && c.kind != "mlp")
+    throw std::invalid_argument("unknown model kind '" + c.kind + "' (mlp, unet, exact:mixture)");
+  check_sigmas(c.sigmas, exact);
+  check_bound(static_cast<int64_t>(c.sigmas.size()), Limits::levels, "the number of noise levels");
+  c.shape.levels = c.unet.levels = static_cast<int64_t>(c.sigmas.size());
+  params = 0;
+  if (exact) {
+    check_bound(c.shape.data_dim, Limits::data_dim, "the data dimension");
+  } else if (unet) {
+    params = checked_unet_param_count(c.unet);
+    c.shape.data_dim = c.unet.channels * c.unet.height * c.unet.width;
+  } else {
+    params = checked_mlp_param_count(c.shape);
+  }
+  return c;
+}
 }  // namespace
 
-Model::Model(const ModelConfig& config) : config_(config) {
-  const bool exact = config.kind == "exact:mixture", unet = config.kind == "unet";
-  if (!exact && !unet && config.kind != "mlp")
-    throw std::invalid_argument("unknown model kind '" + config.kind + "' (mlp, unet, exact:mixture)");
-  check_sigmas(config.sigmas, exact);
-  check_bound(static_cast<int64_t>(config.sigmas.size()), Limits::levels, "the number of noise levels");
-  config_.shape.levels = config_.unet.levels = static_cast<int64_t>(config.sigmas.size());
+std::vector<ParamTensor> layout_of(const ModelConfig& config) {
   int64_t params = 0;
-  if (exact) {
-    check_bound(config.shape.data_dim, Limits::data_dim, "the data dimension");
-  } else if (unet) {
-    params = checked_unet_param_count(config_.unet);
-    config_.shape.data_dim = config_.unet.channels * config_.unet.height * config_.unet.width;
-  } else {
-    params = checked_mlp_param_count(config_.shape);
-  }
+  const ModelConfig c = checked_config(config, params);
+  if (c.kind == "unet") return UNet<float>(c.unet).layout();
+  if (c.kind == "mlp") return mlp_layout(c.shape);
+  return {};
+}
+
+Model::Model(const ModelConfig& config) {
+  int64_t params = 0;
+  config_ = checked_config(config, params);
+  const bool exact = config_.kind == "exact:mixture", unet = config_.kind == "unet";
   ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
   if (unet && !ops_->image_ops()) {
     if (config.device != "auto")

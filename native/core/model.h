@@ -66,6 +66,11 @@ struct NamedTensor {
   std::vector<float> data;
 };
 
+// The parameter tensors a config makes (levels from its sigmas), after its kind and sizes are checked
+// against the limits. Nothing large is allocated, so a checkpoint's config can be compared with the
+// tensors in the file before a model is made from it.
+std::vector<ParamTensor> layout_of(const ModelConfig& config);
+
 // "cpu", "cuda", "cuda:N" or "auto" (the first usable GPU, else the CPU). `notice` says why auto
 // fell back to the CPU.
 std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, bool tf32, std::string& notice);
@@ -81,6 +86,7 @@ class Model {
   bool trainable() const { return trainer_ != nullptr; }
   int64_t step() const { return state_->step; }
   int64_t param_count() const { return model_->param_count(); }
+  double forward_flops() const { return model_->forward_flops(); }
   // The backend's fused MLP kernels, or null: which path training and sampling take, and why.
   const MlpFastPaths<float>* fast_paths() const { return ops_->mlp_fast_paths(); }
 

@@ -31,6 +31,9 @@ class ScoreModel {
   virtual ~ScoreModel() = default;
   virtual int64_t data_dim() const = 0;
   virtual const std::vector<ParamTensor>& layout() const = 0;
+  // FLOPs of one row's forward pass in its matrix products and convolutions (an FMA counts 2):
+  // the figure benchmarks divide by. 0 for a score that is not a network.
+  virtual double forward_flops() const { return 0; }
   int64_t param_count() const {
     const auto& l = layout();
     return l.empty() ? 0 : l.back().offset + l.back().size;

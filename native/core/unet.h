@@ -32,8 +32,7 @@ struct UNetShape {
 template <typename T>
 class UNet final : public ScoreModel<T> {
  public:
-  UNet(const UNetShape& shape, int64_t levels_override = 0) : shape_(shape) {
-    if (levels_override > 0) shape_.levels = levels_override;
+  explicit UNet(const UNetShape& shape) : shape_(shape) {
     const UNetShape& s = shape_;
     if (s.channels < 1 || s.base < 1 || s.levels < 1 || s.height < 4 || s.width < 4)
       throw std::invalid_argument("unet: channels, base width and levels must be positive, images at least 4×4");
@@ -44,6 +43,16 @@ class UNet final : public ScoreModel<T> {
   int64_t data_dim() const override { return shape_.channels * shape_.height * shape_.width; }
   const std::vector<ParamTensor>& layout() const override { return layout_; }
   const UNetShape& shape() const { return shape_; }
+  // W2 counts its convolutions: 214 MFLOP per 28×28 image at C = 32.
+  double forward_flops() const override {
+    double flops = 0;
+    for (const Node& node : tape_)
+      if (node.op == Op::conv) {
+        const Buffer &in = buffers_[node.in], &out = buffers_[node.out];
+        flops += 2.0 * static_cast<double>(out.c * in.c * 9 * out.h * out.w);
+      }
+    return flops;
+  }
 
   // Activations of a 28×28 image at C = 32 take about 3 MB with their gradients: a chunk of 8 keeps
   // a worker's share of memory small without making the per-image matrix products any narrower.

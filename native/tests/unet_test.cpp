@@ -132,3 +132,9 @@ TEST(unet_model_learns_and_repeats_on_the_cpu) {
   // an untrained score is about 0, a loss of ½‖z‖² = 32 per image
   CHECK(a.front() > 15 && a.back() < 0.5 * a.front(), "losses " << a.front() << " … " << a.back());
 }
+
+TEST(unet_counts_w2s_flops) {
+  // docs/workloads.md: 214 MFLOP per 28×28 image forward at C = 32, in its convolutions
+  const double flops = UNet<float>(UNetShape{1, 28, 28, 32, 10}).forward_flops();
+  CHECK(std::fabs(flops - 214.050816e6) < 1, "forward FLOPs " << flops);
+}

@@ -1,10 +1,12 @@
-// `ncsn-cuda bench`: the speed figures of a WORKLOADS.md workload, as one JSON line.
+// `ncsn-cuda bench`: the speed figures of a workload of docs/workloads.md, as one JSON line, with
+// the arithmetic rate they amount to (the matrix products and convolutions; training counts three
+// forward passes, the forward and the two products of the backward).
 import { NcsnModel, type Device } from '../index.js';
-import { loadDataset } from '../data/index.js';
+import { loadDataset, type Dataset } from '../data/index.js';
 import { geometricSigmas } from '../schedule.js';
 
 export interface BenchFlags {
-  workload: 'w1';
+  workload: 'w1' | 'w2';
   device: Device;
   repeats: number;
   precision: 'fp32' | 'tf32';
@@ -16,51 +18,104 @@ async function best(repeats: number, run: () => Promise<number>): Promise<number
   return top;
 }
 
-export async function bench(flags: BenchFlags): Promise<number> {
-  // W1: the 2-D mixture, σ 20 → 1 over 10 geometric levels, the width-128 MLP, Adam 1e-3.
-  const data = loadDataset('toy:mixture', { seed: 0 });
-  const sigmas = geometricSigmas(20, 1, 10);
-  const model = NcsnModel.create({
-    model: 'mlp',
-    dataDim: 2,
-    width: 128,
-    depth: 2,
-    sigmas,
-    device: flags.device,
-    precision: flags.precision,
+async function perSecond(repeats: number, count: number, run: () => Promise<unknown>): Promise<number> {
+  return best(repeats, async () => {
+    const t = process.hrtime.bigint();
+    await run();
+    return count / (Number(process.hrtime.bigint() - t) / 1e9);
   });
+}
+
+interface Workload {
+  model: NcsnModel;
+  data: Dataset;
+  batch: number;
+  trainSteps: number;
+  particles: number;
+  stepsPerLevel: number;
+  /** Names of the figures: training units and sampling units. */
+  trainKey: string;
+  sampleKey: string;
+  /** Training figure per step: steps (W1) or images (W2). */
+  trainUnitsPerStep: number;
+}
+
+function w1(flags: BenchFlags): Workload {
+  // W1: the 2-D mixture, σ 20 → 1 over 10 geometric levels, the width-128 MLP, Adam 1e-3.
+  const model = NcsnModel.create({ model: 'mlp', dataDim: 2, width: 128, depth: 2, sigmas: geometricSigmas(20, 1, 10), device: flags.device, precision: flags.precision });
+  const gpu = model.backend.startsWith('cuda');
+  // batch 512 and 10,000 particles on a CPU, 4096 and 1,000,000 on a GPU
+  const batch = gpu ? 4096 : 512;
+  return {
+    model,
+    data: loadDataset('toy:mixture', { seed: 0 }),
+    batch,
+    trainSteps: 500,
+    particles: gpu ? 1_000_000 : 10_000,
+    stepsPerLevel: 20,
+    trainKey: 'train_steps_per_s',
+    sampleKey: 'sample_particle_steps_per_s',
+    trainUnitsPerStep: 1,
+  };
+}
+
+function w2(flags: BenchFlags): Workload {
+  // W2: MNIST, σ 1 → 0.01 over 10 levels, the U-Net with C = 32 at batch 32 (its CPU size; the
+  // U-Net has no GPU kernels yet), a sampling step over the same batch.
+  const data = loadDataset('mnist', { seed: 0 });
+  const model = NcsnModel.create({
+    model: 'unet',
+    channels: 32,
+    image: data.image!,
+    dataDim: data.dim,
+    sigmas: geometricSigmas(1, 0.01, 10),
+    dequantize: true,
+    device: flags.device,
+  });
+  return {
+    model,
+    data,
+    batch: 32,
+    trainSteps: 5,
+    particles: 32,
+    stepsPerLevel: 1,
+    trainKey: 'train_images_per_s',
+    sampleKey: 'sample_image_steps_per_s',
+    trainUnitsPerStep: 32,
+  };
+}
+
+export async function bench(flags: BenchFlags): Promise<number> {
+  const w = flags.workload === 'w1' ? w1(flags) : w2(flags);
+  const { model, data, batch } = w;
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const gpu = model.backend.startsWith('cuda');
-  // WORKLOADS.md: batch 512 and 10,000 particles on a CPU, 4096 and 1,000,000 on a GPU
-  const batch = gpu ? 4096 : 512;
-  const trainSteps = 500;
-  await model.train(data, { steps: 20, batchSize: batch }); // warm-up
-  const trainStepsPerS = await best(flags.repeats, async () => {
-    const t = process.hrtime.bigint();
-    await model.train(data, { steps: trainSteps, batchSize: batch, reportEvery: trainSteps });
-    return trainSteps / (Number(process.hrtime.bigint() - t) / 1e9);
-  });
-
-  const particles = gpu ? 1_000_000 : 10_000;
-  const stepsPerLevel = 20;
-  await model.sample({ n: particles, stepsPerLevel: 1 }); // warm-up
-  const sampleRate = await best(flags.repeats, async () => {
-    const t = process.hrtime.bigint();
-    await model.sample({ n: particles, stepsPerLevel });
-    return (particles * stepsPerLevel * sigmas.length) / (Number(process.hrtime.bigint() - t) / 1e9);
-  });
-
+  await model.train(data, { steps: 2, batchSize: batch }); // warm-up
+  const trainRate = await perSecond(flags.repeats, w.trainSteps * w.trainUnitsPerStep, () =>
+    model.train(data, { steps: w.trainSteps, batchSize: batch, reportEvery: w.trainSteps }),
+  );
+  const levels = model.config.sigmas.length;
+  await model.sample({ n: w.particles, stepsPerLevel: 1 }); // warm-up
+  const sampleRate = await perSecond(flags.repeats, w.particles * w.stepsPerLevel * levels, () =>
+    model.sample({ n: w.particles, stepsPerLevel: w.stepsPerLevel }),
+  );
+  // FLOPs per sample: one forward pass for a Langevin step, three for a training sample
+  const flops = model.forwardFlops;
+  const trainSamplesPerS = (trainRate / w.trainUnitsPerStep) * batch;
   process.stdout.write(
     `${JSON.stringify({
-      workload: 'w1',
+      workload: flags.workload,
       impl: 'ncsn-cuda',
       device: model.backend,
       threads: model.threads,
       precision: gpu ? flags.precision : 'fp32',
       train_batch: batch,
-      train_steps_per_s: Math.round(trainStepsPerS),
-      sample_particles: particles,
-      sample_particle_steps_per_s: Math.round(sampleRate),
+      [w.trainKey]: Math.round(trainRate),
+      sample_batch: w.particles,
+      [w.sampleKey]: Math.round(sampleRate),
+      forward_mflop_per_sample: +(flops / 1e6).toFixed(3),
+      train_gflop_per_s: +((3 * flops * trainSamplesPerS) / 1e9).toFixed(1),
+      sample_gflop_per_s: +((flops * sampleRate) / 1e9).toFixed(1),
       repeats: flags.repeats,
     })}\n`,
   );

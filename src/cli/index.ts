@@ -35,7 +35,8 @@ function program(): Command {
   p.command('train')
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
     .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
-    .addOption(new Option('--model <kind>', 'score model: mlp, or exact:mixture (the exact score of toy:mixture, no training) (default: mlp)').choices(['mlp', 'exact:mixture']))
+    .addOption(new Option('--model <kind>', "score model: mlp (W1's noise-conditional MLP), unet (W2's conditional U-Net, for images; CPU only for now), or exact:mixture (the exact score of toy:mixture, no training) (default: unet for MNIST, IDX and PNG images, else mlp)").choices(['mlp', 'unet', 'exact:mixture']))
+    .option('--channels <C>', "the U-Net's base width C (default: 32)", positiveInt)
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
     .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
     .option('--lr <x>', 'Adam learning rate (default: 0.001)', positiveNumber)
@@ -80,8 +81,8 @@ function program(): Command {
     });
 
   p.command('bench')
-    .description('measure a WORKLOADS.md workload and print one JSON line')
-    .addOption(new Option('--workload <name>', 'workload').choices(['w1']).default('w1'))
+    .description('measure a workload of docs/workloads.md and print one JSON line')
+    .addOption(new Option('--workload <name>', 'workload: w1 (the toy mixture and the MLP) or w2 (MNIST and the U-Net)').choices(['w1', 'w2']).default('w1'))
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
     .addOption(new Option('--precision <p>', 'GPU matrix products: fp32, or tf32 on the tensor cores').choices(['fp32', 'tf32']).default('fp32'))

@@ -4,7 +4,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 
 import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type TrainProgress } from '../index.js';
-import { imageShape, loadDataset, type Dataset } from '../data/index.js';
+import { imageShape, isBuiltinDataset, loadDataset, type Dataset, type NoiseDefaults } from '../data/index.js';
 import { npyPieces } from '../data/npy.js';
 import { geometricSigmas, levelsForOverlap } from '../schedule.js';
 import { copyFileAtomic, LineLog, writeFileAtomic } from '../io/files.js';
@@ -19,6 +19,7 @@ import { plotRun, plotScore } from './plot.js';
 export interface TrainFlags extends SamplingFlags {
   data?: string;
   model?: ModelKind;
+  channels?: number;
   steps?: number;
   batchSize?: number;
   lr?: number;
@@ -33,6 +34,17 @@ export interface TrainFlags extends SamplingFlags {
   overwrite?: boolean;
   checkpointEvery?: number;
   keep: number;
+}
+
+// NCSN's settings for images of pixels in [0, 1] (docs/workloads.md W2): σ 1 → 0.01 over 10 levels,
+// and its step size, ε = 4e-5 in our convention (step_lr = 2e-5 in the released code).
+const PIXEL_DEFAULTS: NoiseDefaults = { sigmaBegin: 1, sigmaEnd: 0.01, levels: 10, steps: 5000 };
+const PIXEL_STEP_LR = 4e-5;
+
+// The U-Net for images of pixels whose sides it can halve twice; the MLP for everything else (an
+// .npy of images too, whose scale is unknown: --model unet takes those on request).
+function defaultModel(ds: Dataset): ModelKind {
+  return ds.image && ds.image.height % 4 === 0 && ds.image.width % 4 === 0 ? 'unet' : 'mlp';
 }
 
 /** Samples drawn at the end of a run for the picture and the summary: points, or images for a grid. */
@@ -103,7 +115,7 @@ function runDataPath(spec: string, runDir: string): string {
 // with --resume DIR.
 function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: number; why: string } {
   if (flags.resume) {
-    const fixed = (['data', 'model', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed', 'ema'] as const).filter(
+    const fixed = (['data', 'model', 'channels', 'batchSize', 'lr', 'sigmaBegin', 'sigmaEnd', 'levels', 'seed', 'ema'] as const).filter(
       (k) => flags[k] !== undefined,
     );
     if (fixed.length > 0) {
@@ -125,13 +137,15 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     return { model, dataset, steps, why };
   }
   const data = flags.data ?? 'toy:mixture';
-  const kind = flags.model ?? 'mlp';
   const seed = flags.seed ?? 0;
   const dataset = loadDataset(data, { seed });
+  const kind = flags.model ?? defaultModel(dataset);
   if (kind === 'exact:mixture' && data !== 'toy:mixture') {
     throw new UsageError('--model exact:mixture is the exact score of toy:mixture; use it with --data toy:mixture');
   }
-  const d = dataset.defaults;
+  if (kind !== 'unet' && flags.channels !== undefined) throw new UsageError(`--channels is the U-Net's base width; --model ${kind} has none`);
+  const pixels = dataset.image !== undefined;
+  const d = dataset.defaults ?? (pixels ? PIXEL_DEFAULTS : null);
   // σ_1: the flag, the dataset's own, or NCSNv2's Technique 1 (the largest pairwise distance)
   const technique1 = flags.sigmaBegin === 'auto' || (flags.sigmaBegin === undefined && !d);
   const sigmaBegin = technique1 ? maxPairwiseDistance(dataset) : ((flags.sigmaBegin as number | undefined) ?? d!.sigmaBegin);
@@ -168,26 +182,32 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   }
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
 
-  // α_L = ε = 0.1 σ_L² unless asked otherwise: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale.
-  const defaultStepLr = 0.1 * sigmaEnd * sigmaEnd;
+  // α_L = ε = 0.1 σ_L² unless asked otherwise: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale;
+  // NCSN's own for images of pixels.
+  const defaultStepLr = pixels ? PIXEL_STEP_LR : 0.1 * sigmaEnd * sigmaEnd;
   const { sampling, stepLrNote } = applySamplingFlags(
     { ...SAMPLING_DEFAULTS, stepLr: defaultStepLr },
     sigmas,
     flags,
   );
   if (stepLrNote) reasons.push(stepLrNote);
-  else if (flags.stepLr === undefined) reasons.push('ε = 0.1 σ_L²');
+  else if (flags.stepLr === undefined) reasons.push(pixels ? "ε = 4e-5, NCSN's for images" : 'ε = 0.1 σ_L²');
   const layout = imageShape(dataset.shape);
   const [low, high] = dataExtent(dataset);
-  const image = layout && low < high ? { ...layout, low, high } : null;
+  const image = dataset.image ?? (layout && low < high ? { ...layout, low, high } : null);
+  if (kind === 'unet' && !image) throw new UsageError(`--model unet takes images, and ${data} holds ${dataset.dim}-D points`);
   if (image && flags.denoise === undefined) {
     sampling.denoise = true;
     reasons.push('denoised, as NCSNv2 does for images');
   }
   const why = reasons.join('; ');
-  const [initLow, initHigh] = d ? [-8, 8] : padded([low, high]);
+  // toys start where their data lie, pixels from U(0, 1) as NCSN does, other files a little wider
+  const [initLow, initHigh] = pixels ? [0, 1] : d ? [-8, 8] : padded([low, high]);
   const model = NcsnModel.create({
     model: kind,
+    // the U-Net's base width: W2's for a CPU (its GPU kernels, and C = 64 there, are to come)
+    channels: flags.channels ?? 32,
+    dequantize: pixels,
     dataDim: dataset.dim,
     sigmas,
     seed,
@@ -195,7 +215,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     batchSize: flags.batchSize ?? 128,
     emaDecay: flags.ema ?? 0.999,
     // a file is named by its whole path, so that --resume and plot find it from any directory
-    data: data.startsWith('toy:') ? data : path.resolve(data),
+    data: isBuiltinDataset(data) ? data : path.resolve(data),
     image,
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
@@ -221,7 +241,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     `data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} ${im ? `images of ${im.channels}×${im.height}×${im.width}, values ${fmt(im.low)} (black) to ${fmt(im.high)} (white)` : `points in ${dataset.dim}-D`}`,
   );
   log(
-    `model: ${cfg.model}${cfg.model === 'mlp' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
+    `model: ${cfg.model}${cfg.model === 'unet' ? ` (C = ${cfg.channels})` : ''}${cfg.model !== 'exact:mixture' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
   log(
     `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}; sampling: ${describeSampler(cfg.sampling)} (${why})`,
@@ -247,7 +267,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     savedStep = model.step;
   };
 
-  if (cfg.model === 'mlp' && steps > model.step) {
+  if (cfg.model !== 'exact:mixture' && steps > model.step) {
     const todo = steps - model.step;
     log(
       `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, EMA ${cfg.emaDecay} (sampling uses the EMA)`,
@@ -350,7 +370,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     const png = renderScatter({
       samples,
       reference: dataset.data,
-      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${cfg.model === 'mlp' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, ${samplerName(cfg.sampling)}`,
+      title: `${dataset.name}: ${SUMMARY_SAMPLES.toLocaleString('en-US')} samples, ${cfg.model !== 'exact:mixture' ? `${model.step.toLocaleString('en-US')} training steps` : 'exact score'}, ${samplerName(cfg.sampling)}`,
       subtitle,
     });
     const file = path.join(out, 'samples.png');

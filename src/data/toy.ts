@@ -34,7 +34,7 @@ interface Toy {
 const FINE: NoiseDefaults = { sigmaBegin: 8, sigmaEnd: 0.05, levels: 12, steps: 20_000 };
 
 const TOYS: Record<string, Toy> = {
-  // W1 (fixed by WORKLOADS.md)
+  // W1 (fixed by docs/workloads.md)
   mixture: {
     defaults: { sigmaBegin: 20, sigmaEnd: 1, levels: 10, steps: 5000 },
     point: ([u], [z0, z1]) => {

@@ -1,0 +1,91 @@
+// The U-Net (W2) through the library and the command line: its size, training and exact resume,
+// checkpoints checked against its layout, and the flags that choose it.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it, expect } from 'vitest';
+import { PNG } from 'pngjs';
+
+import { NcsnModel, geometricSigmas, readCheckpoint, writeCheckpoint, CheckpointError } from '../src/index.js';
+import { writeNpy } from '../src/data/npy.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-unet-'));
+const bin = path.resolve(__dirname, '..', 'bin', 'ncsn-cuda.js');
+const image8 = { channels: 1, height: 8, width: 8, low: 0, high: 1 };
+
+// 8×8 images: the top half bright for even rows, the bottom half for odd ones
+function halves(n: number): Float32Array {
+  const data = new Float32Array(n * 64);
+  for (let i = 0; i < n; i++) for (let j = 0; j < 64; j++) data[i * 64 + j] = j < 32 === (i % 2 === 0) ? 1 : 0;
+  return data;
+}
+
+function small(seed = 0) {
+  return NcsnModel.create({ model: 'unet', channels: 4, image: image8, dataDim: 64, sigmas: geometricSigmas(1, 0.01, 5), seed, dequantize: true, device: 'cpu' });
+}
+
+describe('the U-Net in the library', () => {
+  it("has W2's parameter counts and needs its image layout", () => {
+    const mnist = { channels: 1, height: 28, width: 28, low: 0, high: 1 };
+    const sigmas = geometricSigmas(1, 0.01, 10);
+    expect(NcsnModel.create({ model: 'unet', image: mnist, dataDim: 784, sigmas, device: 'cpu' }).paramCount).toBe(519_681);
+    expect(() => NcsnModel.create({ model: 'unet', dataDim: 784, sigmas, device: 'cpu' })).toThrow(/needs `image`/);
+    expect(() => NcsnModel.create({ model: 'unet', image: { ...mnist, height: 30, width: 30 }, dataDim: 900, sigmas, device: 'cpu' })).toThrow(/divisible by 4/);
+  });
+
+  it('continues bit for bit from its checkpoint (native/tests/unet_test.cpp shows that it learns)', async () => {
+    const data = { data: halves(64), rows: 64, dim: 64 };
+    const whole = small();
+    await whole.train(data, { steps: 40, batchSize: 8 });
+
+    const first = small();
+    await first.train(data, { steps: 20, batchSize: 8 });
+    const file = path.join(dir, 'half.safetensors');
+    first.save(file);
+    const second = NcsnModel.load(file, { device: 'cpu' });
+    expect(second.config.model).toBe('unet');
+    await second.train(data, { steps: 20, batchSize: 8 });
+    const a = whole.tensors();
+    const b = second.tensors();
+    expect(b.map((t) => t.name)).toEqual(a.map((t) => t.name));
+    for (let t = 0; t < a.length; t++) expect(Buffer.from(b[t].data.buffer).equals(Buffer.from(a[t].data.buffer))).toBe(true);
+  });
+
+  it('refuses a checkpoint whose tensors do not fit its config, naming the tensor', () => {
+    const file = path.join(dir, 'fit.safetensors');
+    small().save(file);
+    const { tensors, metadata } = readCheckpoint(file);
+    const bad = path.join(dir, 'bad.safetensors');
+    const config = JSON.parse(metadata.config);
+    writeCheckpoint(bad, tensors, { ...metadata, config: JSON.stringify({ ...config, channels: 8 }) });
+    expect(() => NcsnModel.load(bad)).toThrow(CheckpointError);
+    expect(() => NcsnModel.load(bad)).toThrow(/bad\.safetensors: tensor 'conv_in\.weight' is \[4, 1, 3, 3\] but the config \(U-Net of base width 8/);
+    writeCheckpoint(bad, tensors, { ...metadata, config: JSON.stringify({ ...config, image: null }) });
+    expect(() => NcsnModel.load(bad)).toThrow(/"unet" but config\.image, its input, is missing/);
+  });
+});
+
+describe('the U-Net on the command line', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8' });
+  fs.writeFileSync(path.join(dir, 'halves.npy'), writeNpy(halves(64), [64, 8, 8]));
+
+  it('trains on images with --model unet and draws a grid of samples', () => {
+    const r = cli('train', '--data', 'halves.npy', '--model', 'unet', '--channels', '4', '--steps', '20', '--steps-per-level', '2', '--out', 'run');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/model: unet \(C = 4\), 11,537 parameters on cpu/);
+    const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'run', 'samples.png')));
+    expect(png.width).toBeGreaterThan(8 * 8);
+    const s = cli('sample', '--checkpoint', path.join('run', 'checkpoint.safetensors'), '--n', '3', '--steps-per-level', '1', '--out', 'three.npy');
+    expect(s.status).toBe(0);
+  });
+
+  it('refuses --channels without the U-Net and the U-Net without images', () => {
+    const c = cli('train', '--channels', '8', '--steps', '1');
+    expect(c.status).not.toBe(0);
+    expect(c.stderr).toMatch(/--channels is the U-Net's base width; --model mlp has none/);
+    const u = cli('train', '--model', 'unet', '--steps', '1');
+    expect(u.status).not.toBe(0);
+    expect(u.stderr).toMatch(/--model unet takes images, and toy:mixture holds 2-D points/);
+  });
+});
