@@ -6,7 +6,7 @@ import { afterAll, describe, it, expect } from 'vitest';
 
 import { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE } from '../src/data/index.js';
 import { parseNpy, writeNpy } from '../src/data/npy.js';
-import { parseCsv, formatCsv } from '../src/data/csv.js';
+import { parseCsv, csvPieces } from '../src/data/csv.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ncsn-data-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -62,7 +62,7 @@ describe('.csv files', () => {
   it('reads points with or without a header, LF or CRLF', () => {
     expect(parseCsv('1,2\n3,4\n', 'a.csv')).toEqual({ data: Float32Array.from([1, 2, 3, 4]), rows: 2, cols: 2, shape: [2] });
     expect(parseCsv('x,y\r\n1.5,-2\r\n\r\n3e2,4\r\n', 'b.csv')).toEqual({ data: Float32Array.from([1.5, -2, 300, 4]), rows: 2, cols: 2, shape: [2] });
-    const text = formatCsv(Float32Array.from([0.1, 2, 3, 4]), 2, 2);
+    const text = [...csvPieces(Float32Array.from([0.1, 2, 3, 4]), 2, 2)].join('');
     expect(parseCsv(text, 'c.csv').data).toEqual(Float32Array.from([0.1, 2, 3, 4]));
   });
 

@@ -52,7 +52,3 @@ export function* csvPieces(data: Float32Array, rows: number, cols: number): Gene
     yield `${lines.join('\n')}\n`;
   }
 }
-
-export function formatCsv(data: Float32Array, rows: number, cols: number): string {
-  return [...csvPieces(data, rows, cols)].join('');
-}
