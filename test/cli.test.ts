@@ -224,7 +224,7 @@ describe('bad input', () => {
     expectRejected(cli('train', '--data', 'toy:nope'), /unknown toy dataset 'toy:nope'/);
     expectRejected(cli('train', '--data', 'missing.npy'), /cannot read missing\.npy: no such file/);
     expectRejected(cli('train', '--data', 'points.txt'), /unknown data 'points\.txt'/);
-    expectRejected(cli('train', '--model', 'unet'), /argument 'unet' is invalid\. Allowed choices are mlp, exact:mixture/);
+    expectRejected(cli('train', '--model', 'resnet'), /argument 'resnet' is invalid\. Allowed choices are mlp, unet, exact:mixture/);
     expectRejected(cli('train', '--device', 'gpu'), /--device <device>.*It must be auto, cpu, cuda or cuda:N/);
     expectRejected(cli('train', '--model', 'exact:mixture', '--data', 'toy:moons'), /exact score of toy:mixture/);
     expectRejected(cli('train', '--bogus'), /unknown option '--bogus'/);

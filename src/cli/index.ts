@@ -34,7 +34,7 @@ function program(): Command {
 
   p.command('train')
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
-    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}, or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
+    .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}; mnist or mnist:test (MNIST's 60,000 training or 10,000 test digits); an IDX file of images (plain or .gz), a .png or a folder of .png images; or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
     .addOption(new Option('--model <kind>', "score model: mlp (W1's noise-conditional MLP), unet (W2's conditional U-Net, for images; CPU only for now), or exact:mixture (the exact score of toy:mixture, no training) (default: unet for MNIST, IDX and PNG images, else mlp)").choices(['mlp', 'unet', 'exact:mixture']))
     .option('--channels <C>', "the U-Net's base width C (default: 32)", positiveInt)
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)

@@ -102,7 +102,7 @@ function fmt(n: number, digits = 3): string {
 // A file a run trained on, as its checkpoint names it. Runs store the whole path; older ones stored
 // it as given, relative to where they were started, so it is looked for from here and from the run.
 function runDataPath(spec: string, runDir: string): string {
-  if (spec.startsWith('toy:') || path.isAbsolute(spec)) return spec;
+  if (isBuiltinDataset(spec) || path.isAbsolute(spec)) return spec;
   const places = [path.resolve(spec), path.resolve(runDir, spec)];
   const found = places.find((f) => fs.existsSync(f));
   if (found) return found;
