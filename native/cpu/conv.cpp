@@ -38,6 +38,8 @@ void unfold(T* cols, const Tensor4<T>& x, int64_t b, int64_t ho, int64_t wo, int
     for (int dy = 0; dy < 3; ++dy)
       for (int dx = 0; dx < 3; ++dx) {
         T* row = cols + ((ci * 3 + dy) * 3 + dx) * p;
+        // the output columns whose tap lands inside the image: ox·stride + dx − 1 in [0, x.w)
+        const int64_t first = dx == 0 ? 1 : 0, last = std::max(first, std::min(wo, (x.w - dx) / stride + 1));
         for (int64_t oy = 0; oy < ho; ++oy) {
           const int64_t iy = oy * stride + dy - 1;
           T* out = row + oy * wo;
@@ -45,11 +47,14 @@ void unfold(T* cols, const Tensor4<T>& x, int64_t b, int64_t ho, int64_t wo, int
             std::fill(out, out + wo, T(0));
             continue;
           }
-          const T* in = plane + iy * x.w;
-          for (int64_t ox = 0; ox < wo; ++ox) {
-            const int64_t ix = ox * stride + dx - 1;
-            out[ox] = (ix >= 0 && ix < x.w) ? in[ix] : T(0);
+          const T* in = plane + iy * x.w + dx - 1;
+          std::fill(out, out + first, T(0));
+          if (stride == 1) {
+            std::memcpy(out + first, in + first, sizeof(T) * static_cast<size_t>(last - first));
+          } else {
+            for (int64_t ox = first; ox < last; ++ox) out[ox] = in[ox * stride];
           }
+          std::fill(out + last, out + wo, T(0));
         }
       }
   }

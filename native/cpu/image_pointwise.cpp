@@ -1,10 +1,11 @@
 // The image networks' element-wise ops (ELU, the residual add) and nearest 2× up-sampling, on NCHW
 // views whose images may be channel slices of wider tensors.
-#include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "cpu_ops.h"
+#include "isa.h"
+#include "vecmath.h"
 
 namespace ncsn {
 namespace {
@@ -22,14 +23,21 @@ void per_image(const Tensor4<T>& out, const Tensor4<T>& in, Fn fn) {
   for (int64_t b = 0; b < in.n; ++b) fn(out.channel(b, 0), in.channel(b, 0), count);
 }
 
+template <typename T>
+inline __attribute__((always_inline)) void elu_loop(T* out, const T* in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = vm::elu(in[i]);
+}
+NCSN_ISA_CLONES
+void elu_f32(float* out, const float* in, int64_t n) { elu_loop(out, in, n); }
+void elu_any(float* out, const float* in, int64_t n) { elu_f32(out, in, n); }
+void elu_any(double* out, const double* in, int64_t n) { elu_loop(out, in, n); }
+
 }  // namespace
 
 template <typename T>
 void CpuOps<T>::elu_forward(Tensor4<T> y, Tensor4<T> x) {
   check_same(y, x, "elu");
-  per_image(y, x, [](T* out, const T* in, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : std::expm1(in[i]);
-  });
+  per_image(y, x, [](T* out, const T* in, int64_t n) { elu_any(out, in, n); });
 }
 
 template <typename T>
