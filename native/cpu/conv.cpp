@@ -2,7 +2,9 @@
 // each image, cols[(ci·3 + dy)·3 + dx][p] is the input pixel that output pixel p sees through tap
 // (dy, dx) of input channel ci (0 outside the image), so that
 //   forward    y = W · cols + b               W: [co, ci·9], cols: [ci·9, P]
-//   backward   dW = Σ_images dy · colsᵀ,  db = Σ dy,  dcols = Wᵀ · dy, folded back into dx.
+//   backward   dWᵀ = Σ_images cols · dyᵀ,  db = Σ dy,  dcols = Wᵀ · dy, folded back into dx
+// (dWᵀ rather than dW, since dy is a ninth of the size of cols or less, and only one operand of a
+// product here can be read transposed).
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -70,15 +72,13 @@ void fold(const Tensor4<T>& dx, int64_t b, const T* dcols, int64_t ho, int64_t w
     for (int dy = 0; dy < 3; ++dy)
       for (int dx_ = 0; dx_ < 3; ++dx_) {
         const T* row = dcols + ((ci * 3 + dy) * 3 + dx_) * p;
+        const int64_t first = dx_ == 0 ? 1 : 0, last = std::max(first, std::min(wo, (dx.w - dx_) / stride + 1));
         for (int64_t oy = 0; oy < ho; ++oy) {
           const int64_t iy = oy * stride + dy - 1;
           if (iy < 0 || iy >= dx.h) continue;
-          T* out = plane + iy * dx.w;
+          T* out = plane + iy * dx.w + dx_ - 1;
           const T* in = row + oy * wo;
-          for (int64_t ox = 0; ox < wo; ++ox) {
-            const int64_t ix = ox * stride + dx_ - 1;
-            if (ix >= 0 && ix < dx.w) out[ix] += in[ox];
-          }
+          for (int64_t ox = first; ox < last; ++ox) out[ox * stride] += in[ox];
         }
       }
   }
@@ -102,11 +102,13 @@ void CpuOps<T>::conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T*
 template <typename T>
 void CpuOps<T>::conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) {
   check_conv(dy, x, stride);
-  thread_local std::vector<T> buf, buf_t;
+  thread_local std::vector<T> buf, buf_t, buf_w;
   const int64_t p = dy.plane(), k = x.c * 9;
   T* cols = scratch(buf, static_cast<size_t>(k * p));
-  T* cols_t = scratch(buf_t, static_cast<size_t>(k * p));
+  T* dy_t = scratch(buf_t, static_cast<size_t>(dy.c * p));
+  T* dw_t = scratch(buf_w, static_cast<size_t>(k * dy.c));
   std::fill(db, db + dy.c, T(0));
+  std::fill(dw_t, dw_t + k * dy.c, T(0));
   for (int64_t i = 0; i < x.n; ++i) {
     const T* g = dy.channel(i, 0);
     for (int64_t co = 0; co < dy.c; ++co) {
@@ -115,13 +117,14 @@ void CpuOps<T>::conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Ten
       db[co] += s;
     }
     unfold(cols, x, i, dy.h, dy.w, stride);
-    transpose(cols_t, k, cols, p, k, p);
-    gemm(GemmArgs<T>{dw, k, g, p, 1, cols_t, k, dy.c, k, p, i > 0});  // dW (+)= dy · colsᵀ
+    transpose(dy_t, dy.c, g, p, dy.c, p);
+    gemm(GemmArgs<T>{dw_t, dy.c, cols, p, 1, dy_t, dy.c, k, dy.c, p, true});  // dWᵀ += cols · dyᵀ
     if (dx.data) {
       gemm(GemmArgs<T>{cols, p, w, 1, k, g, p, k, p, dy.c, false});  // dcols = Wᵀ · dy
       fold(dx, i, cols, dy.h, dy.w, stride);
     }
   }
+  transpose(dw, k, dw_t, dy.c, k, dy.c);
 }
 
 #define NCSN_INSTANTIATE(T)                                                                            \
