@@ -1,5 +1,7 @@
 // A minimal test registry for the native tests: TEST(name) { ... } and CHECK(cond, message).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -53,3 +55,27 @@ std::vector<T> random_values(size_t n, unsigned seed, double lo = -1.0, double h
       throw ::ncsn::test::Failure(os_.str());                                             \
     }                                                                                     \
   } while (0)
+
+namespace ncsn::test {
+
+// Central differences of loss() with respect to every entry of v, in double, against the analytic
+// gradient: |numeric − analytic| ≤ 1e-6·max(1, |numeric|, |analytic|).
+inline void expect_gradient(const std::string& what, std::vector<double>& v, const std::vector<double>& analytic,
+                            const std::function<double()>& loss) {
+  CHECK(v.size() == analytic.size(), what << ": gradient size");
+  const double h = 1e-6;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double keep = v[i];
+    v[i] = keep + h;
+    const double up = loss();
+    v[i] = keep - h;
+    const double down = loss();
+    v[i] = keep;
+    const double numeric = (up - down) / (2 * h);
+    const double scale = std::max({1.0, std::fabs(numeric), std::fabs(analytic[i])});
+    CHECK(std::fabs(numeric - analytic[i]) <= 1e-6 * scale,
+          what << "[" << i << "]: analytic " << analytic[i] << " vs numeric " << numeric);
+  }
+}
+
+}  // namespace ncsn::test

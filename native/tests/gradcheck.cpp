@@ -10,6 +10,7 @@
 #include "cpu/cpu_ops.h"
 
 using namespace ncsn;
+using test::expect_gradient;
 using test::random_values;
 using Vec = std::vector<double>;
 
@@ -21,24 +22,6 @@ CpuOps<double>& ops() {
 }
 
 Mat<double> mat(Vec& v, int64_t rows, int64_t cols) { return {v.data(), rows, cols}; }
-
-// Central differences of loss() with respect to every entry of v, against the analytic gradient.
-void expect_gradient(const char* what, Vec& v, const Vec& analytic, const std::function<double()>& loss) {
-  CHECK(v.size() == analytic.size(), what << ": gradient size");
-  const double h = 1e-6;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const double keep = v[i];
-    v[i] = keep + h;
-    const double up = loss();
-    v[i] = keep - h;
-    const double down = loss();
-    v[i] = keep;
-    const double numeric = (up - down) / (2 * h);
-    const double scale = std::max({1.0, std::fabs(numeric), std::fabs(analytic[i])});
-    CHECK(std::fabs(numeric - analytic[i]) <= 1e-6 * scale,
-          what << "[" << i << "]: analytic " << analytic[i] << " vs numeric " << numeric);
-  }
-}
 
 double dot(const Vec& a, const Vec& b) {
   double s = 0;

@@ -120,19 +120,8 @@ void check_gradient(const Case& c) {
     for (size_t i = 0; i < r.size(); ++i) s += r[i] * o.out[i];
     return s;
   };
-  const double h = 1e-6;
   for (size_t k = 0; k < inputs.size(); ++k)
-    for (size_t i = 0; i < inputs[k].size(); ++i) {
-      const double keep = inputs[k][i];
-      inputs[k][i] = keep + h;
-      const double up = loss();
-      inputs[k][i] = keep - h;
-      const double down = loss();
-      inputs[k][i] = keep;
-      const double numeric = (up - down) / (2 * h), a = analytic.grad[k][i];
-      CHECK(std::fabs(numeric - a) <= 1e-6 * std::max({1.0, std::fabs(numeric), std::fabs(a)}),
-            c.name << ": input " << k << " [" << i << "]: analytic " << a << " vs numeric " << numeric);
-    }
+    expect_gradient(c.name + ": input " + std::to_string(k), inputs[k], analytic.grad[k], loss);
 }
 
 template <typename Case>

@@ -58,18 +58,7 @@ TEST(gradcheck_unet) {
   std::vector<double> ds = r;
   net.backward(ops, 0, {ds.data(), n, d}, {x.data(), n, d}, level.data(), params.data(), grads.data());
   CHECK(ds == r, "backward changed dL/ds");
-  const double h = 1e-6;
-  for (int64_t i = 0; i < p; ++i) {
-    const double keep = params[i];
-    params[i] = keep + h;
-    const double up = loss();
-    params[i] = keep - h;
-    const double down = loss();
-    params[i] = keep;
-    const double numeric = (up - down) / (2 * h);
-    CHECK(std::fabs(numeric - grads[i]) <= 1e-6 * std::max({1.0, std::fabs(numeric), std::fabs(grads[i])}),
-          "parameter " << i << ": analytic " << grads[i] << " vs numeric " << numeric);
-  }
+  test::expect_gradient("unet parameters", params, grads, loss);
 }
 
 namespace {
