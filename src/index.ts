@@ -1,5 +1,5 @@
 // The public library API: create or load a model, train it on a dataset, sample from it, save it.
-import { addon, type NativeModel, type NativeSampleProgress, type NativeTensor } from './native.js';
+import { addon, type NativeModel, type NativeSampleOptions, type NativeSampleProgress, type NativeTensor } from './native.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
 import { checkCheckpointConfig, networkConfig } from './checkpoint-config.js';
 import { MIXTURE, type ImageShape } from './data/index.js';
@@ -160,6 +160,13 @@ export interface SampleOptions extends Partial<SamplingDefaults> {
    * current level or frame) and rejects with an AbortError; so does a signal aborted before the call.
    */
   signal?: AbortSignal;
+}
+
+export interface InpaintOptions extends Omit<SampleOptions, 'sampler' | 'init'> {
+  /** The image to complete: dataDim values (those where mask is 0 are not read). */
+  image: Float32Array;
+  /** 1 where the image is known, 0 where it is to be filled in: dataDim values. */
+  mask: Float32Array;
 }
 
 const defaults = {
@@ -385,6 +392,24 @@ export class NcsnModel {
 
   /** Samples by the chosen sampler over the model's noise levels; returns n × dataDim values. */
   async sample(options: SampleOptions = {}): Promise<Float32Array> {
+    return this.draw(options, {});
+  }
+
+  /**
+   * NCSN's inpainting, by annealed Langevin: n completions of `image` where `mask` is 0. At each
+   * level the known pixels are set to the image perturbed at that level, before its steps and
+   * after every step, and to the image itself at the end. Returns n × dataDim values.
+   */
+  async inpaint(options: InpaintOptions): Promise<Float32Array> {
+    const { image, mask, ...rest } = options;
+    const d = this.config.dataDim;
+    if (image.length !== d || mask.length !== d) {
+      throw new RangeError(`inpainting needs an image and a mask of ${d} values each (got ${image.length} and ${mask.length})`);
+    }
+    return this.draw({ ...rest, sampler: 'ald' }, { inpaintImage: image, inpaintMask: mask });
+  }
+
+  private async draw(options: SampleOptions, inpainting: Pick<NativeSampleOptions, 'inpaintImage' | 'inpaintMask'>): Promise<Float32Array> {
     const s = { ...this.config.sampling, ...options };
     const levels = this.config.sigmas.length;
     const { onProgress, onFrame } = options;
@@ -412,6 +437,7 @@ export class NcsnModel {
         fused: options.fused ?? true,
         frameEvery: onFrame ? (options.frameEvery ?? 0) : 0,
         ...(options.init ? { init: options.init } : {}),
+        ...inpainting,
       },
       report?.call,
     );

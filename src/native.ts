@@ -65,6 +65,9 @@ export interface NativeSampleOptions {
   useEma?: boolean;
   fused?: boolean;
   init?: Float32Array;
+  /** Inpainting: the known image (dataDim values) and its mask (1 known, 0 to fill). */
+  inpaintImage?: Float32Array;
+  inpaintMask?: Float32Array;
 }
 
 /** `step` of the steps of `level` (0-based) are done; step 0 of level 0 is the start. */

@@ -105,3 +105,43 @@ describe('the U-Net on MNIST', () => {
     }
   });
 });
+
+describe('inpainting', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8' });
+
+  it('keeps the known pixels exactly and fills in the others', async () => {
+    const model = small();
+    await model.train({ data: halves(64), rows: 64, dim: 64 }, { steps: 10, batchSize: 8 });
+    const image = halves(1);
+    const mask = new Float32Array(64).map((_, i) => (i % 8 < 4 ? 1 : 0));
+    const out = await model.inpaint({ image, mask, n: 3, stepsPerLevel: 2, seed: 1 });
+    expect(out.length).toBe(3 * 64);
+    let filled = 0;
+    for (let k = 0; k < 3; k++)
+      for (let i = 0; i < 64; i++) {
+        if (mask[i]) expect(out[k * 64 + i]).toBe(image[i]);
+        else filled += out[k * 64 + i] !== image[i] ? 1 : 0;
+      }
+    expect(filled).toBeGreaterThan(90);
+    await expect(model.inpaint({ image, mask: new Float32Array(10), n: 1 })).rejects.toThrow(/an image and a mask of 64 values each/);
+    await expect(model.inpaint({ image, mask: new Float32Array(64).fill(0.5), n: 1 })).rejects.toThrow(/1 \(known\) and 0 \(to fill\) only/);
+  });
+
+  it('writes the image, its known part and the completions as one grid, and refuses what it cannot do', () => {
+    const ck = path.join('run', 'checkpoint.safetensors');
+    const r = cli('inpaint', '--checkpoint', ck, '--image', 'halves.npy', '--index', '3', '--mask-half', 'right', '--n', '4', '--steps-per-level', '1', '--out', 'fill.png');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/inpainted 4 completions/);
+    // 6 images: 3 columns of 8·30 px with gaps of 15
+    expect(PNG.sync.read(fs.readFileSync(path.join(dir, 'fill.png'))).width).toBe(80 + 3 * 240 + 2 * 15);
+    const refused = (args: string[], message: RegExp) => {
+      const x = cli('inpaint', '--checkpoint', ck, ...args);
+      expect(x.status).not.toBe(0);
+      expect(x.stderr).toMatch(message);
+    };
+    refused(['--image', 'halves.npy'], /--mask PNG or as --mask-half/);
+    refused(['--image', 'halves.npy', '--mask-half', 'top', '--mask', 'm.png'], /one of them/);
+    refused(['--image', 'halves.npy', '--index', '64', '--mask-half', 'top'], /--index 64: halves\.npy holds 64 images \(0 to 63\)/);
+    refused(['--image', 'halves.npy', '--mask-half', 'top', '--out', 'fill.jpg'], /\.png/);
+  });
+});

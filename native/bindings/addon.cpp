@@ -64,6 +64,16 @@ std::vector<double> get_doubles(const Napi::Object& o, const char* key) {
   return out;
 }
 
+// A Float32Array's values, or none when the key is absent.
+std::vector<float> get_floats(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw type_error(o.Env(), std::string("'") + key + "' must be a Float32Array");
+  Napi::Float32Array f = v.As<Napi::Float32Array>();
+  return std::vector<float>(f.Data(), f.Data() + f.ElementLength());
+}
+
 uint64_t get_seed(const Napi::Object& o, const char* key) {
   const int64_t s = get_int(o, key, 0, 0);
   return static_cast<uint64_t>(s);
@@ -397,10 +407,17 @@ class TrainWorker : public ModelWorker<ncsn::TrainProgress> {
 
 class SampleWorker : public ModelWorker<ncsn::SampleProgress> {
  public:
+  // init: starting points; known and mask: an inpainting's image and mask (each empty when unused)
   SampleWorker(Napi::Env env, ModelWrap* owner, Napi::Object self, Napi::Function cb, ncsn::SampleRequest req,
-               std::vector<float> init)
-      : ModelWorker(env, owner, self, cb), req_(std::move(req)), init_(std::move(init)) {
+               std::vector<float> init, std::vector<float> known, std::vector<float> mask)
+      : ModelWorker(env, owner, self, cb),
+        req_(std::move(req)),
+        init_(std::move(init)),
+        known_(std::move(known)),
+        mask_(std::move(mask)) {
     if (!init_.empty()) req_.init = &init_;
+    if (!known_.empty()) req_.known = &known_;
+    if (!mask_.empty()) req_.mask = &mask_;
     req_.cancel = &owner_->cancel_flag();
   }
 
@@ -437,7 +454,7 @@ class SampleWorker : public ModelWorker<ncsn::SampleProgress> {
 
  private:
   ncsn::SampleRequest req_;
-  std::vector<float> init_, out_;
+  std::vector<float> init_, known_, mask_, out_;
   bool finished_ = false;
 };
 
@@ -490,15 +507,8 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   sampler.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
   Napi::Value ema = o.Get("useEma");
   req.use_ema = ema.IsUndefined() ? true : ema.ToBoolean().Value();
-  std::vector<float> init;
-  Napi::Value iv = o.Get("init");
-  if (!iv.IsUndefined()) {
-    if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw type_error(env, "'init' must be a Float32Array");
-    Napi::Float32Array f = iv.As<Napi::Float32Array>();
-    init.assign(f.Data(), f.Data() + f.ElementLength());
-  }
-  auto* w = new SampleWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), req, std::move(init));
+  auto* w = new SampleWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), req,
+                             get_floats(o, "init"), get_floats(o, "inpaintImage"), get_floats(o, "inpaintMask"));
   Napi::Promise p = w->promise();
   w->Queue();
   return p;

@@ -274,9 +274,27 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
     }
     return progress(p);
   };
+  Array<float> known, mask;
+  Inpainting<float> inpaint{};
+  if (req.known || req.mask) {
+    if (!req.known || !req.mask || static_cast<int64_t>(req.known->size()) != d ||
+        static_cast<int64_t>(req.mask->size()) != d)
+      throw std::invalid_argument("inpainting needs the known image and its mask, " + std::to_string(d) + " values each");
+    for (float m : *req.mask)
+      if (m != 0.0f && m != 1.0f) throw std::invalid_argument("an inpainting mask holds 1 (known) and 0 (to fill) only");
+    for (float v : *req.known)
+      if (!std::isfinite(v)) throw std::invalid_argument("the known image has a non-finite value");
+    std::vector<float> rows(static_cast<size_t>(req.n * d));
+    for (int64_t r = 0; r < req.n; ++r) std::copy(req.known->begin(), req.known->end(), rows.begin() + r * d);
+    known = Array<float>(*ops_, req.n * d);
+    known.upload(rows.data(), req.n * d);
+    mask = Array<float>(*ops_, d);
+    mask.upload(req.mask->data(), d);
+    inpaint = {known.mat(req.n, d), mask.data()};
+  }
   if (req.frames && !report({0, 0})) return false;
   const float* params = req.use_ema ? state_->ema.data() : state_->params.data();
-  const bool finished = run_sampler<float>(*ops_, *model_, params, xm, settings, report);
+  const bool finished = run_sampler<float>(*ops_, *model_, params, xm, settings, report, req.known ? &inpaint : nullptr);
   out.resize(static_cast<size_t>(req.n * d));
   x.download(out.data(), req.n * d);
   return finished;

@@ -50,6 +50,9 @@ struct SampleRequest {
   bool use_ema = true;
   const std::vector<float>* init = nullptr;  // n×D starting points instead of those
   bool frames = false;  // copy the particles out at the start and at every report
+  // Inpainting: the known image (D values) and where it is known (D values, 1 or 0); both or neither.
+  const std::vector<float>* known = nullptr;
+  const std::vector<float>* mask = nullptr;
   // Set from another thread to stop after the current Langevin step; sample() then returns false.
   const std::atomic<bool>* cancel = nullptr;
 };

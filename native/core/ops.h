@@ -145,6 +145,8 @@ class Ops : public Device {
 
   // x += drift · s + diffusion · z (z may be empty: a deterministic step such as denoising).
   virtual void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) = 0;
+  // x[r][j] = y[r][j] where mask[j] ≠ 0 (inpainting: the known pixels over the particles).
+  virtual void paste_known(Mat<T> x, Mat<T> y, const T* mask) = 0;
   // Σ_r ‖a[r]‖₂ in double, added in an order fixed by the shape alone (the PC corrector's
   // batch-averaged norms).
   virtual double sum_row_norms(Mat<T> a) = 0;

@@ -46,6 +46,7 @@ enum class RngPurpose : uint32_t {
   sample_noise = 6,
   user = 7,
   dequantize = 8,
+  inpaint = 9,
 };
 
 // One stream: the key is the seed, the counter is (block, step_lo, step_hi, purpose).

@@ -70,26 +70,47 @@ int64_t independent_chunk_rows(const Ops<T>& ops, const ScoreModel<T>& model) {
   return std::min(ops.independent_chunk_rows(), model.max_chunk_rows());
 }
 
+// Inpainting (NCSN): where mask is 1 the image is known. At each level the known pixels are set to
+// the image perturbed at that level, y + σ_i z (z drawn per particle, kept for the level), before
+// its steps and after every step, and to the image itself at the end.
+template <typename T>
+struct Inpainting {
+  Mat<T> known;   // n × D: the known image in every row
+  const T* mask;  // D values, 1 where the pixel is known
+};
+
 // Particles are independent, so each chunk of rows runs a whole segment on one worker with its
 // scratch in cache.
 template <typename T>
 bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
-                       const SamplerProgress& progress) {
+                       const SamplerProgress& progress, const Inpainting<T>* inpaint = nullptr) {
   const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model), n_chunks = (n + chunk - 1) / chunk;
   const int64_t rows = std::min(n, chunk), steps = s.steps_per_level, segment = segment_steps(s);
   // Scratch for the op-by-op path, made the first time a segment needs it.
   std::vector<Array<T>> score, noise;
   std::vector<Array<int32_t>> level;
+  Array<T> perturbed, perturbation;  // inpainting: the known image at this level's noise
+  if (inpaint) {
+    perturbed = Array<T>(ops, n * d);
+    perturbation = Array<T>(ops, n * d);
+  }
   const int64_t levels = static_cast<int64_t>(s.sigmas.size());
   for (int64_t i = 0; i < levels; ++i) {
     const double alpha = langevin_alpha(s, i);
     const T drift = static_cast<T>(alpha / 2), diffusion = static_cast<T>(std::sqrt(alpha));
     const double sl = s.sigmas.back();
+    if (inpaint) {
+      const Mat<T> y = perturbed.mat(n, d), z = perturbation.mat(n, d);
+      ops.copy(y.data, inpaint->known.data, sizeof(T) * static_cast<size_t>(n * d));
+      ops.random_normal(z, {s.seed, RngPurpose::inpaint, static_cast<uint64_t>(i)}, 0);
+      ops.langevin_step(y, y, z, T(0), static_cast<T>(s.sigmas[i]));
+      ops.paste_known(x, y, inpaint->mask);
+    }
     for (int64_t t0 = 0; t0 < steps; t0 += segment) {
       const int64_t t1 = std::min(steps, t0 + segment);
       const T denoise = s.denoise && i == levels - 1 && t1 == steps ? static_cast<T>(sl * sl) : T(0);
       const uint64_t first_step = static_cast<uint64_t>(i * steps + t0);
-      const bool fused = s.fused && model.fused_langevin_level(ops, params, static_cast<int32_t>(i), x, t1 - t0, drift,
+      const bool fused = !inpaint && s.fused && model.fused_langevin_level(ops, params, static_cast<int32_t>(i), x, t1 - t0, drift,
                                                                diffusion, s.seed, first_step, denoise);
       if (!fused) {
         if (score.empty()) {
@@ -110,6 +131,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
             ops.random_normal(zc, {s.seed, RngPurpose::sample_noise, first_step + static_cast<uint64_t>(t)},
                               static_cast<uint64_t>(r0 * d));
             ops.langevin_step(xc, sc, zc, drift, diffusion);
+            if (inpaint) ops.paste_known(xc, perturbed.mat(n, d).row_range(r0, r1), inpaint->mask);
           }
           if (denoise > 0) {
             model.score(ops, w, sc, xc, level[w].data(), params);
@@ -121,6 +143,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
       if (cancelled(s) || !progress({i, t1})) return false;
     }
   }
+  if (inpaint) ops.paste_known(x, inpaint->known, inpaint->mask);
   return true;
 }
 
@@ -179,13 +202,16 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
   return true;
 }
 
-// Runs the chosen sampler in place on x (n×D, already initialised).
+// Runs the chosen sampler in place on x (n×D, already initialised); inpainting takes ald.
 template <typename T>
 bool run_sampler(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
-                 const SamplerProgress& progress) {
+                 const SamplerProgress& progress, const Inpainting<T>* inpaint = nullptr) {
   if (s.sigmas.empty()) throw std::invalid_argument("sampler: no noise levels");
-  if (s.kind == SamplerKind::pc) return predictor_corrector(ops, model, params, x, s, progress);
-  return annealed_langevin(ops, model, params, x, s, progress);
+  if (s.kind == SamplerKind::pc) {
+    if (inpaint) throw std::invalid_argument("inpainting runs the ald sampler, not pc");
+    return predictor_corrector(ops, model, params, x, s, progress);
+  }
+  return annealed_langevin(ops, model, params, x, s, progress, inpaint);
 }
 
 }  // namespace ncsn

@@ -189,6 +189,15 @@ void CpuOps<T>::langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion
 }
 
 template <typename T>
+void CpuOps<T>::paste_known(Mat<T> x, Mat<T> y, const T* mask) {
+  for (int64_t r = 0; r < x.rows; ++r) {
+    T* xr = x.data + r * x.cols;
+    const T* yr = y.data + r * x.cols;
+    for (int64_t j = 0; j < x.cols; ++j) xr[j] = mask[j] != T(0) ? yr[j] : xr[j];
+  }
+}
+
+template <typename T>
 double CpuOps<T>::sum_row_norms(Mat<T> a) {
   double total = 0;
   for (int64_t r = 0; r < a.rows; ++r) {

@@ -39,6 +39,7 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
                 T grad_scale) override;
   void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) override;
+  void paste_known(Mat<T> x, Mat<T> y, const T* mask) override;
   double sum_row_norms(Mat<T> a) override;
   void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
                      const int32_t* level) override;

@@ -90,6 +90,12 @@ __global__ void langevin_step_k(float* x, const float* s, const float* z, int64_
   GRID_STRIDE(i, n) { x[i] += z ? drift * s[i] + diffusion * z[i] : drift * s[i]; }
 }
 
+__global__ void paste_known_k(float* x, const float* y, const float* mask, int64_t rows, int64_t cols) {
+  GRID_STRIDE(i, rows * cols) {
+    if (mask[i % cols] != 0.0f) x[i] = y[i];
+  }
+}
+
 // Row norms summed in two deterministic passes: block b sums rows b, b + blocks, … in a fixed tree,
 // then one block sums the partials the same way. The order depends on the shape alone.
 constexpr int NORM_BLOCKS = 256;
@@ -351,6 +357,10 @@ class CudaOps final : public Ops<float> {
   void langevin_step(Mat<float> x, Mat<float> s, Mat<float> z, float drift, float diffusion) override {
     langevin_step_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), drift, diffusion);
     launch_check("langevin_step");
+  }
+  void paste_known(Mat<float> x, Mat<float> y, const float* mask) override {
+    paste_known_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, y.data, mask, x.rows, x.cols);
+    launch_check("paste_known");
   }
   double sum_row_norms(Mat<float> a) override {
     use();

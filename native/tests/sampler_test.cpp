@@ -101,3 +101,38 @@ TEST(both_samplers_recover_the_mixture_weights) {
     CHECK(f > 0.76 && f < 0.82, (kind == SamplerKind::pc ? "pc" : "ald") << ": (5,5) fraction " << f);
   }
 }
+
+TEST(inpainting_keeps_the_known_pixels_and_completes_the_rest) {
+  // x₁ known; under the exact W1 score, x₂ given x₁ = ±5 lies in that mode: about N(±5, 1)
+  Model m(exact_w1());
+  for (const float known : {5.0f, -5.0f}) {
+    const std::vector<float> image = {known, 123.0f}, mask = {1.0f, 0.0f};  // 123: never used
+    SampleRequest r;
+    r.n = 2000;
+    r.known = &image;
+    r.mask = &mask;
+    const std::vector<float> x = draw(m, r);
+    double mean = 0, sq = 0;
+    for (int64_t i = 0; i < r.n; ++i) {
+      CHECK(x[2 * i] == known, "a known pixel became " << x[2 * i]);
+      mean += x[2 * i + 1];
+      sq += x[2 * i + 1] * x[2 * i + 1];
+    }
+    mean /= r.n;
+    const double sd = std::sqrt(sq / r.n - mean * mean);
+    CHECK(std::fabs(mean - known) < 0.2, "x₂ given x₁ = " << known << " averages " << mean);
+    CHECK(sd > 1.2 && sd < 1.7, "x₂ given x₁ = " << known << " spreads " << sd);
+  }
+  SampleRequest pc;
+  pc.sampler.kind = SamplerKind::pc;
+  const std::vector<float> image = {5, 0}, mask = {1, 0};
+  pc.known = &image;
+  pc.mask = &mask;
+  bool refused = false;
+  try {
+    draw(m, pc);
+  } catch (const std::invalid_argument&) {
+    refused = true;
+  }
+  CHECK(refused, "pc took an inpainting");
+}

@@ -1,4 +1,4 @@
-// The ncsn-cuda command line: train, sample, bench, info.
+// The ncsn-cuda command line: train, sample, inpaint, bench, plot, info.
 import { Command, Option } from 'commander';
 import { createRequire } from 'node:module';
 
@@ -16,6 +16,7 @@ import {
 } from './options.js';
 import { train } from './train.js';
 import { sample } from './sample.js';
+import { inpaint } from './inpaint.js';
 import { bench } from './bench.js';
 import { plotCommand } from './plot.js';
 
@@ -78,6 +79,23 @@ function program(): Command {
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .action(async (o) => {
       process.exitCode = await sample(o);
+    });
+
+  p.command('inpaint')
+    .description('complete the hidden part of an image from a checkpoint (NCSN\'s inpainting by annealed Langevin) and write the image, its known part and the completions as one grid')
+    .requiredOption('--checkpoint <file>', 'a checkpoint.safetensors of a model trained on images')
+    .requiredOption('--image <spec>', 'where the image comes from: mnist, mnist:test, an IDX file, a .png or a folder of them, or an .npy of images')
+    .option('--index <k>', 'which image of --image, from 0', nonNegativeInt, 0)
+    .option('--mask <file.png>', 'the known part as a PNG of the image\'s size: white is known, black is filled in')
+    .addOption(new Option('--mask-half <half>', 'the half of the image that is hidden and filled in').choices(['left', 'right', 'top', 'bottom']))
+    .option('--n <n>', 'number of completions', positiveInt, 8)
+    .option('--steps-per-level <n>', 'Langevin steps T at each noise level (default: the checkpoint\'s, 100)', stepsPerLevel)
+    .option('--step-lr <x>', `${STEP_LR_HELP} (default: the checkpoint's)`, positiveNumberOrAuto)
+    .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
+    .option('--out <file.png>', 'the grid', 'inpainting.png')
+    .option('--device <device>', DEVICE_HELP, device, 'auto')
+    .action(async (o) => {
+      process.exitCode = await inpaint(o);
     });
 
   p.command('bench')
