@@ -80,6 +80,17 @@ describe('the U-Net on the command line', () => {
     expect(s.status).toBe(0);
   });
 
+  it('writes a grid every --sample-every steps', () => {
+    const r = cli('train', '--data', 'halves.npy', '--model', 'unet', '--channels', '4', '--steps', '20', '--sample-every', '10', '--steps-per-level', '1', '--out', 'grids');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/step 10: wrote .*samples-10\.png/);
+    expect(fs.readdirSync(path.join(dir, 'grids')).filter((f) => f.startsWith('samples')).sort()).toEqual(['samples-10.png', 'samples.npy', 'samples.png']);
+    const toy = cli('train', '--sample-every', '10', '--steps', '20', '--out', 'toygrids');
+    expect(toy.status).not.toBe(0);
+    expect(toy.stderr).toMatch(/--sample-every draws grids of images, and toy:mixture holds 2-D points/);
+    expect(fs.existsSync(path.join(dir, 'toygrids'))).toBe(false);
+  });
+
   it('refuses --channels without the U-Net and the U-Net without images', () => {
     const c = cli('train', '--channels', '8', '--steps', '1');
     expect(c.status).not.toBe(0);

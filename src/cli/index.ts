@@ -57,6 +57,7 @@ function program(): Command {
     .option('--resume <dir>', 'continue the run in DIR from DIR/checkpoint.safetensors; --steps is then the run\'s total')
     .option('--overwrite', 'start a new run in an --out directory that holds another run\'s files, deleting those files first (without it, such a directory is refused)')
     .option('--checkpoint-every <n>', 'also write the checkpoint every n steps (default: only at the end)', positiveInt)
+    .option('--sample-every <n>', 'images: also write DIR/samples-<step>.png, a grid of 64 samples, every n steps (each takes as long as the final one)', positiveInt)
     .option('--keep <n>', 'keep the n previous checkpoints as checkpoint-<step>.safetensors', nonNegativeInt, 0)
     .action(async (o) => {
       process.exitCode = await train(o);

@@ -33,6 +33,7 @@ export interface TrainFlags extends SamplingFlags {
   resume?: string;
   overwrite?: boolean;
   checkpointEvery?: number;
+  sampleEvery?: number;
   keep: number;
 }
 
@@ -50,6 +51,21 @@ function defaultModel(ds: Dataset): ModelKind {
 /** Samples drawn at the end of a run for the picture and the summary: points, or images for a grid. */
 const SUMMARY_SAMPLES = 10_000;
 const SUMMARY_IMAGES = 64;
+
+function imageGrid(model: NcsnModel, name: string, images: Float32Array): Buffer {
+  const n = images.length / model.config.dataDim;
+  return renderImageGrid({
+    images,
+    image: model.config.image!,
+    title: `${name}: ${n} samples, ${model.step.toLocaleString('en-US')} training steps, ${samplerName(model.config.sampling)}`,
+  });
+}
+
+// The grid of --sample-every, with the seed of the final grid: every grid of a run starts from the
+// same points, so that they show training alone.
+async function sampleGrid(model: NcsnModel, name: string): Promise<Buffer> {
+  return imageGrid(model, name, await model.sample({ n: SUMMARY_IMAGES, seed: model.config.seed }));
+}
 
 function timestampDir(): string {
   const d = new Date();
@@ -232,6 +248,9 @@ export async function train(flags: TrainFlags): Promise<number> {
   if (continuing && overwrite) throw new UsageError(`--overwrite would delete the run that --resume ${flags.resume} continues`);
   checkRunDirectory(out, { continuing, overwrite });
   const { model, dataset, steps, why } = setUp(flags);
+  if (flags.sampleEvery !== undefined && !model.config.image) {
+    throw new UsageError(`--sample-every draws grids of images, and ${dataset.name} holds ${dataset.dim}-D points`);
+  }
   prepareRunDirectory(out, overwrite);
   const cfg = model.config;
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -299,8 +318,9 @@ export async function train(flags: TrainFlags): Promise<number> {
     let logFailure: Error | null = null;
     try {
       while (model.step < steps && !interrupted) {
-        // checkpoints land on multiples of --checkpoint-every
-        const segment = Math.min(steps, (Math.floor(model.step / every) + 1) * every) - model.step;
+        // checkpoints land on multiples of --checkpoint-every, sample grids on those of --sample-every
+        const next = (k: number) => (Math.floor(model.step / k) + 1) * k;
+        const segment = Math.min(steps, next(every), flags.sampleEvery ? next(flags.sampleEvery) : Infinity) - model.step;
         await model.train(dataset, {
           steps: segment,
           reportEvery,
@@ -322,7 +342,12 @@ export async function train(flags: TrainFlags): Promise<number> {
           },
         });
         if (logFailure) throw logFailure;
-        save();
+        if (model.step % every === 0 || model.step >= steps || interrupted) save();
+        if (flags.sampleEvery && model.step % flags.sampleEvery === 0 && model.step < steps && !interrupted) {
+          const file = path.join(out, `samples-${model.step}.png`);
+          writeFileAtomic(file, await sampleGrid(model, dataset.name));
+          log(`step ${model.step}: wrote ${file}`);
+        }
       }
       lossLog.close();
     } catch (e) {
@@ -383,14 +408,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     written.push(file);
     if (cfg.image) {
       const grid = path.join(out, 'samples.png');
-      writeFileAtomic(
-        grid,
-        renderImageGrid({
-          images: samples,
-          image: cfg.image,
-          title: `${dataset.name}: ${n} samples, ${model.step.toLocaleString('en-US')} training steps, ${samplerName(cfg.sampling)}`,
-        }),
-      );
+      writeFileAtomic(grid, imageGrid(model, dataset.name, samples));
       written.push(grid);
     }
   }
