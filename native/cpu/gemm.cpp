@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace ncsn {
 namespace {
@@ -75,14 +76,38 @@ NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
   }
 }
 
+// Column strips outside, row tiles inside: a strip of B (K × nc) stays in cache while every row
+// tile of A passes over it, rather than all of B streaming from memory once per row tile (the
+// convolutions' B, an unfolded image, is megabytes). Each element of C sums in the same order.
+// The last, partial strip of columns through the same register tiles: its columns of B padded with
+// zeros into a whole strip, its columns of C computed in a scratch strip and copied back. Left to
+// gemm_rows, a 7×7 image's 49 columns ran a third of their work at a fifth of the speed.
+template <typename V, int MR, int NV>
+NCSN_INLINE void tail_strip(const GemmArgs<float>& g, int64_t m_tiled, int64_t j0) {
+  constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
+  const int64_t width = g.n - j0;
+  thread_local std::vector<float> b_strip, c_strip;
+  b_strip.assign(static_cast<size_t>(g.k * nc), 0.0f);
+  c_strip.assign(static_cast<size_t>(m_tiled * nc), 0.0f);
+  for (int64_t p = 0; p < g.k; ++p) std::memcpy(&b_strip[p * nc], g.b + p * g.ldb + j0, sizeof(float) * width);
+  if (g.accumulate)
+    for (int64_t i = 0; i < m_tiled; ++i) std::memcpy(&c_strip[i * nc], g.c + i * g.ldc + j0, sizeof(float) * width);
+  GemmArgs<float> strip = g;
+  strip.b = b_strip.data();
+  strip.ldb = nc;
+  strip.c = c_strip.data();
+  strip.ldc = nc;
+  for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV>(strip, i, 0);
+  for (int64_t i = 0; i < m_tiled; ++i) std::memcpy(g.c + i * g.ldc + j0, &c_strip[i * nc], sizeof(float) * width);
+}
+
 template <typename V, int MR, int NV>
 NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
   constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
   const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
-  for (int64_t i = 0; i < m_tiled; i += MR) {
-    for (int64_t j = 0; j < n_tiled; j += nc) tile<V, MR, NV>(g, i, j);
-    if (n_tiled < g.n) gemm_rows(g, i, i + MR, n_tiled);
-  }
+  for (int64_t j = 0; j < n_tiled; j += nc)
+    for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV>(g, i, j);
+  if (n_tiled < g.n && m_tiled > 0) tail_strip<V, MR, NV>(g, m_tiled, n_tiled);
   gemm_rows(g, m_tiled, g.m, 0);
 }
 
