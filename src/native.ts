@@ -132,6 +132,8 @@ interface Addon {
   Model: new (config: NativeModelConfig) => NativeModel;
   random(options: { kind: 'normal' | 'uniform'; seed: number; n: number; stream?: number; offset?: number }): Float32Array;
   philox(counter: number[], key: number[]): number[];
+  /** The CPU's measured FP32 FMA rate in GFLOP/s on this many threads (takes about 0.2 s). */
+  fmaPeak(threads: number): number;
   /** The parameter tensors a config makes, its sizes checked, without making it (RangeError when too large). */
   layout(config: NativeNetworkConfig): { name: string; shape: number[] }[];
   info(): NativeInfo;

@@ -260,5 +260,11 @@ describe('ncsn-cuda info and bench', () => {
     expect(j).toMatchObject({ workload: 'w1', device: 'cpu', train_batch: 512, sample_batch: 10_000, forward_mflop_per_sample: 0.034 });
     expect(j.train_steps_per_s).toBeGreaterThan(0);
     expect(j.sample_particle_steps_per_s).toBeGreaterThan(0);
+    // the arithmetic rate beside the measured FMA ceiling: a fraction, which a wrong count would push past 1
+    expect(j.fma_peak_gflop_per_s).toBeGreaterThan(0);
+    for (const f of [j.train_fraction_of_peak, j.sample_fraction_of_peak]) {
+      expect(f).toBeGreaterThan(0);
+      expect(f).toBeLessThan(1);
+    }
   });
 });

@@ -11,6 +11,7 @@
 
 #include "../core/model.h"
 #include "../cpu/cpu_ops.h"
+#include "../cpu/peak.h"
 #ifdef NCSN_WITH_CUDA
 #include "../cuda/cuda_backend.h"
 #endif
@@ -558,6 +559,15 @@ Napi::Value Layout(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The CPU's measured FP32 FMA rate in GFLOP/s on `threads` threads (about 0.2 s).
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw type_error(env, "fmaPeak(threads)");
+  const int threads = info[0].As<Napi::Number>().Int32Value();
+  if (threads < 1 || threads > 4096) throw Napi::RangeError::New(env, "fmaPeak: threads must be 1 to 4096");
+  return Napi::Number::New(env, ncsn::fma_peak_gflops(threads));
+}
+
 // Raw Philox4x32-10 words, for the known-answer tests.
 Napi::Value Philox(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -618,6 +628,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("random", Napi::Function::New(env, RandomDraw));
   exports.Set("philox", Napi::Function::New(env, Philox));
   exports.Set("layout", Napi::Function::New(env, Layout));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;
 }

@@ -2,6 +2,7 @@
 // the arithmetic rate they amount to (the matrix products and convolutions; training counts three
 // forward passes, the forward and the two products of the backward).
 import { NcsnModel, type Device } from '../index.js';
+import { addon } from '../native.js';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { geometricSigmas } from '../schedule.js';
 
@@ -102,6 +103,10 @@ export async function bench(flags: BenchFlags): Promise<number> {
   // FLOPs per sample: one forward pass for a Langevin step, three for a training sample
   const flops = model.forwardFlops;
   const trainSamplesPerS = (trainRate / w.trainUnitsPerStep) * batch;
+  const trainGflops = (3 * flops * trainSamplesPerS) / 1e9;
+  const sampleGflops = (flops * sampleRate) / 1e9;
+  // the ceiling those rates are a fraction of, on the threads the model used (a GPU has none here)
+  const peak = gpu ? null : addon.fmaPeak(model.threads);
   process.stdout.write(
     `${JSON.stringify({
       workload: flags.workload,
@@ -114,8 +119,15 @@ export async function bench(flags: BenchFlags): Promise<number> {
       sample_batch: w.particles,
       [w.sampleKey]: Math.round(sampleRate),
       forward_mflop_per_sample: +(flops / 1e6).toFixed(3),
-      train_gflop_per_s: +((3 * flops * trainSamplesPerS) / 1e9).toFixed(1),
-      sample_gflop_per_s: +((flops * sampleRate) / 1e9).toFixed(1),
+      train_gflop_per_s: +trainGflops.toFixed(1),
+      sample_gflop_per_s: +sampleGflops.toFixed(1),
+      ...(peak !== null
+        ? {
+            fma_peak_gflop_per_s: +peak.toFixed(1),
+            train_fraction_of_peak: +(trainGflops / peak).toFixed(3),
+            sample_fraction_of_peak: +(sampleGflops / peak).toFixed(3),
+          }
+        : {}),
       repeats: flags.repeats,
     })}\n`,
   );
