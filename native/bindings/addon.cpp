@@ -9,7 +9,7 @@
 #include <memory>
 #include <thread>
 
-#include "../core/model.h"
+#include "../model/model.h"
 #include "../cpu/cpu_ops.h"
 #include "../cpu/peak.h"
 #ifdef NCSN_WITH_CUDA

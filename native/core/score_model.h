@@ -1,5 +1,5 @@
-// A score model s(x, σ_level): the learned MLP, or an exact score used to check the samplers
-// apart from learning.
+// A score model s(x, σ_level): a network that learns it (the MLP, the U-Net), or an exact score used to
+// check the samplers apart from learning.
 #pragma once
 #include <cstdint>
 #include <stdexcept>

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "core/mlp.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "cpu/cpu_ops.h"
 #include "cuda/cuda_backend.h"
 #include "w1.h"

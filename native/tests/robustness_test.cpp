@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "core/limits.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "cpu/thread_pool.h"
 #include "w1.h"
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "check.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "cpu/cpu_ops.h"
 #include "w1.h"
 

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "check.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "core/unet.h"
 #include "cpu/cpu_ops.h"
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "core/model.h"
+#include "model/model.h"
 
 namespace ncsn::test {
 

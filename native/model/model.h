@@ -1,5 +1,5 @@
-// A model as the bindings see it: a backend, a score model, its training state and the data it
-// trains on. Everything here is float32; the double instantiations are for the tests.
+// A model as the bindings see it, assembled here from a backend (cpu/, cuda/) and a network of the
+// core: the score model, its training state and the data it trains on. Everything here is float32; the double instantiations are for the tests.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "exact_mixture.h"
-#include "mlp.h"
-#include "sampler.h"
-#include "training.h"
-#include "unet.h"
+#include "../core/exact_mixture.h"
+#include "../core/mlp.h"
+#include "../core/sampler.h"
+#include "../core/training.h"
+#include "../core/unet.h"
 
 namespace ncsn {
 

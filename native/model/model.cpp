@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "../cpu/cpu_ops.h"
-#include "limits.h"
+#include "../core/limits.h"
 #ifdef NCSN_WITH_CUDA
 #include "../cuda/cuda_backend.h"
 #endif
