@@ -5,13 +5,16 @@
 //   - backward against central differences of ⟨r, forward⟩ in double, r random,
 //   - float against double on the same inputs, within the case's tolerance,
 //   - the CUDA backend against the CPU, where a GPU is usable and the backend has the ops
-//     (otherwise the check is skipped and says why).
+//     (otherwise the check is skipped and says why);
+// and its timing mode times a case's forward and backward on any backend (native/bench).
 // Outputs are poisoned with NaN before each run, so an element an op fails to write shows.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -44,51 +47,91 @@ struct OpResult {
   std::vector<std::vector<double>> grad;
 };
 
-// Runs a case on `ops` (whose memory may be a GPU's) with the given inputs and output gradient.
+template <typename Case>
+std::vector<std::vector<double>> random_inputs(const Case& c, unsigned seed) {
+  std::vector<std::vector<double>> v;
+  for (const OpInput& in : c.inputs) v.push_back(random_values<double>(static_cast<size_t>(in.size), seed++, in.lo, in.hi));
+  return v;
+}
+
+// A case's buffers in a backend's memory (a GPU's, maybe): the inputs, their gradients, the output
+// (poisoned with NaN), the output's gradient, scratch and levels, and the views the case takes.
+template <typename T>
+struct CaseBuffers {
+  std::vector<Array<T>> in, grad;
+  Array<T> out, dout, scratch;
+  Array<int32_t> level;
+  OpBuffers<T> view;
+};
+
 template <typename T, typename Case>
-OpResult run_case(Ops<T>& ops, const Case& c, const std::vector<std::vector<double>>& inputs,
-                  const std::vector<double>& dout) {
+CaseBuffers<T> make_buffers(Ops<T>& ops, const Case& c, const std::vector<std::vector<double>>& inputs,
+                            const std::vector<double>& dout) {
   auto upload = [&](const std::vector<double>& v) {
     Array<T> a(ops, static_cast<int64_t>(v.size()));
     std::vector<T> t(v.begin(), v.end());
     a.upload(t.data(), static_cast<int64_t>(t.size()));
     return a;
   };
-  std::vector<Array<T>> in, grad;
+  CaseBuffers<T> b;
   for (const auto& v : inputs) {
-    in.push_back(upload(v));
-    grad.push_back(upload(std::vector<double>(v.size(), 0.0)));
+    b.in.push_back(upload(v));
+    b.grad.push_back(upload(std::vector<double>(v.size(), 0.0)));
   }
-  Array<T> out = upload(std::vector<double>(c.out_size, std::numeric_limits<double>::quiet_NaN()));
-  Array<T> g = upload(dout), scratch(ops, std::max<int64_t>(c.scratch_size, 1));
-  Array<int32_t> level(ops, std::max<int64_t>(static_cast<int64_t>(c.level.size()), 1));
-  if (!c.level.empty()) level.upload(c.level.data(), static_cast<int64_t>(c.level.size()));
-  OpBuffers<T> b;
-  for (size_t i = 0; i < in.size(); ++i) {
-    b.in.push_back(in[i].data());
-    b.grad.push_back(grad[i].data());
+  b.out = upload(std::vector<double>(c.out_size, std::numeric_limits<double>::quiet_NaN()));
+  b.dout = upload(dout);
+  b.scratch = Array<T>(ops, std::max<int64_t>(c.scratch_size, 1));
+  b.level = Array<int32_t>(ops, std::max<int64_t>(static_cast<int64_t>(c.level.size()), 1));
+  if (!c.level.empty()) b.level.upload(c.level.data(), static_cast<int64_t>(c.level.size()));
+  for (size_t i = 0; i < b.in.size(); ++i) {
+    b.view.in.push_back(b.in[i].data());
+    b.view.grad.push_back(b.grad[i].data());
   }
-  b.out = out.data();
-  b.dout = g.data();
-  b.scratch = scratch.data();
-  b.level = level.data();
-  c.forward(ops, b);
-  c.backward(ops, b);
+  b.view.out = b.out.data();
+  b.view.dout = b.dout.data();
+  b.view.scratch = b.scratch.data();
+  b.view.level = b.level.data();
+  return b;
+}
+
+// Runs a case on `ops` with the given inputs and output gradient.
+template <typename T, typename Case>
+OpResult run_case(Ops<T>& ops, const Case& c, const std::vector<std::vector<double>>& inputs,
+                  const std::vector<double>& dout) {
+  CaseBuffers<T> b = make_buffers(ops, c, inputs, dout);
+  c.forward(ops, b.view);
+  c.backward(ops, b.view);
   auto download = [](const Array<T>& a) {
     std::vector<T> t(static_cast<size_t>(a.size()));
     a.download(t.data(), a.size());
     return std::vector<double>(t.begin(), t.end());
   };
-  OpResult r{download(out), {}};
-  for (const auto& a : grad) r.grad.push_back(download(a));
+  OpResult r{download(b.out), {}};
+  for (const auto& a : b.grad) r.grad.push_back(download(a));
   return r;
 }
 
-template <typename Case>
-std::vector<std::vector<double>> random_inputs(const Case& c, unsigned seed) {
-  std::vector<std::vector<double>> v;
-  for (const OpInput& in : c.inputs) v.push_back(random_values<double>(static_cast<size_t>(in.size), seed++, in.lo, in.hi));
-  return v;
+// The timing mode: the median seconds of a case's forward and of its backward on `ops`, over `reps`
+// runs after one of each as a warm-up; a download of one value drains a GPU's queue.
+template <typename T, typename Case>
+std::pair<double, double> time_case(Ops<T>& ops, const Case& c, int reps) {
+  CaseBuffers<T> b = make_buffers(ops, c, random_inputs(c, 404), random_values<double>(static_cast<size_t>(c.out_size), 96));
+  T sink;
+  auto seconds = [&](auto&& run) {
+    std::vector<double> t;
+    for (int r = 0; r <= reps; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      run();
+      b.out.download(&sink, 1);
+      t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    t.erase(t.begin());
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  const double forward = seconds([&] { c.forward(ops, b.view); });
+  const double backward = seconds([&] { c.backward(ops, b.view); });
+  return {forward, backward};
 }
 
 inline double largest(const std::vector<double>& v) {
