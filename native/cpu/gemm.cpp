@@ -215,10 +215,18 @@ void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b,
   gemm_dot_f32_base(c, ldc, a, b, m, n, k);
 }
 
-void gemm(const GemmArgs<float>& g) { gemm(cpu_isa(), g); }
+namespace {
+thread_local CpuIsa isa_limit = CpuIsa::avx512;
+CpuIsa thread_isa() { return std::min(cpu_isa(), isa_limit); }
+}  // namespace
+
+CpuIsaLimit::CpuIsaLimit(CpuIsa isa) : previous_(isa_limit) { isa_limit = isa; }
+CpuIsaLimit::~CpuIsaLimit() { isa_limit = previous_; }
+
+void gemm(const GemmArgs<float>& g) { gemm(thread_isa(), g); }
 void gemm(const GemmArgs<double>& g) { gemm_rows(g, 0, g.m, 0); }
 void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k) {
-  gemm_dot(cpu_isa(), c, ldc, a, b, m, n, k);
+  gemm_dot(thread_isa(), c, ldc, a, b, m, n, k);
 }
 void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k) {
   dot_rows(c, ldc, a, b, m, n, k);

@@ -33,6 +33,19 @@ void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t 
 enum class CpuIsa { base, avx2, avx512 };
 CpuIsa cpu_isa();
 void gemm(CpuIsa isa, const GemmArgs<float>& g);
+
+// While it lives, gemm and gemm_dot on this thread take at most `isa`: the tests run whole ops on
+// every kernel the CPU has (a CpuOps of one thread runs its ops on the calling thread).
+class CpuIsaLimit {
+ public:
+  explicit CpuIsaLimit(CpuIsa isa);
+  ~CpuIsaLimit();
+  CpuIsaLimit(const CpuIsaLimit&) = delete;
+  CpuIsaLimit& operator=(const CpuIsaLimit&) = delete;
+
+ private:
+  CpuIsa previous_;
+};
 void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k);
 
 // dst[j·ld_dst + i] = src[i·ld_src + j] for an r×c block of src, in cache-sized tiles.

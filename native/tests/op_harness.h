@@ -20,6 +20,7 @@
 #include "check.h"
 #include "core/ops.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/gemm.h"
 #ifdef NCSN_WITH_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -167,6 +168,7 @@ void check_gradient(const Case& c) {
     expect_gradient(c.name + ": input " + std::to_string(k), inputs[k], analytic.grad[k], loss);
 }
 
+// On every matrix-product kernel this CPU runs (SSE2/NEON, AVX2, AVX-512).
 template <typename Case>
 void check_float_against_double(const Case& c) {
   CpuOps<float> f(1);
@@ -176,10 +178,15 @@ void check_float_against_double(const Case& c) {
     for (double& x : v) x = static_cast<float>(x);  // both see the same values
   std::vector<double> r;
   for (double x : random_values<double>(static_cast<size_t>(c.out_size), 98)) r.push_back(static_cast<float>(x));
-  const OpResult got = run_case(f, c, inputs, r), want = run_case(d, c, inputs, r);
-  expect_near(c.name + ": float forward", got.out, want.out, c.float_tolerance);
-  for (size_t k = 0; k < got.grad.size(); ++k)
-    expect_near(c.name + ": float gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
+  const OpResult want = run_case(d, c, inputs, r);
+  for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
+    const CpuIsaLimit limit(static_cast<CpuIsa>(isa));
+    const OpResult got = run_case(f, c, inputs, r);
+    const std::string on = c.name + " (kernel " + std::to_string(isa) + ")";
+    expect_near(on + ": float forward", got.out, want.out, c.float_tolerance);
+    for (size_t k = 0; k < got.grad.size(); ++k)
+      expect_near(on + ": float gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
+  }
 }
 
 template <typename Case>
