@@ -52,6 +52,15 @@ describe('the U-Net in the library', () => {
     for (let t = 0; t < a.length; t++) expect(Buffer.from(b[t].data.buffer).equals(Buffer.from(a[t].data.buffer))).toBe(true);
   });
 
+  it('refuses images whose activations the machine cannot hold, before allocating them', async () => {
+    const side = 4096;
+    const model = NcsnModel.create({ model: 'unet', image: { channels: 1, height: side, width: side, low: 0, high: 1 }, dataDim: side * side, sigmas: geometricSigmas(1, 0.01, 10), device: 'cpu', threads: 2 });
+    const data = new Float32Array(2 * side * side).fill(0.5);
+    // about 114 GB for one 4096×4096 image on each thread (the largest side a U-Net takes)
+    await expect(model.train({ data, rows: 2, dim: side * side }, { steps: 1, batchSize: 2 })).rejects.toThrow(/training the unet: its activations for 1 row on each of 2 threads needs [\d.]+ GB of memory/);
+    await expect(model.sample({ n: 1, stepsPerLevel: 1 })).rejects.toThrow(/sampling the unet: its activations/);
+  });
+
   it('refuses a checkpoint whose tensors do not fit its config, naming the tensor', () => {
     const file = path.join(dir, 'fit.safetensors');
     small().save(file);

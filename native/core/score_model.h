@@ -41,6 +41,9 @@ class ScoreModel {
   // The most rows one chunk may hold (an image network's activations are large); the backend's
   // own chunk size when smaller.
   virtual int64_t max_chunk_rows() const { return INT64_MAX; }
+  // Values of scratch one row needs in a chunk (activations, their gradients, statistics), for the
+  // memory checks made before training or sampling allocates it.
+  virtual double scratch_values_per_row() const { return 0; }
   // Scratch for chunks of up to `rows` rows, one set per worker of the backend.
   virtual void reserve(Ops<T>& ops, int64_t rows) = 0;
   // s = s(x, σ_level) for one chunk of rows, with the scratch of `worker`, which keeps what

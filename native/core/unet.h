@@ -55,10 +55,21 @@ class UNet final : public ScoreModel<T> {
   }
 
   // Activations of a 28×28 image at C = 32 take about 3 MB with their gradients: a chunk of 8 keeps
-  // a worker's share of memory small without making the per-image matrix products any narrower.
-  int64_t max_chunk_rows() const override { return 8; }
+  // a worker's share of memory small without making the per-image matrix products any narrower,
+  // and larger images take fewer, down to one, so that a chunk stays near 256 MB.
+  int64_t max_chunk_rows() const override {
+    const double per_row = 4 * scratch_values_per_row();
+    return std::max<int64_t>(1, std::min<int64_t>(8, static_cast<int64_t>(256e6 / per_row)));
+  }
+  double scratch_values_per_row() const override {
+    double values = 0;
+    for (const Buffer& b : buffers_)
+      if (b.parent < 0 && b.role == Role::inner) values += 2.0 * static_cast<double>(b.c * b.h * b.w);
+    for (int64_t c : stats_channels_) values += static_cast<double>(2 * c + 2);
+    return values + static_cast<double>(largest_buffer_);
+  }
 
-  void reserve(Ops<T>& ops, int64_t rows) override {
+  void reserve(Ops<T>& ops, int64_t rows) override {  // the sizes of scratch_values_per_row()
     if (!ops.image_ops()) throw std::invalid_argument("the unet has no kernels on " + ops.name() + " yet");
     if (static_cast<int>(acts_.size()) == ops.workers() && !acts_.empty() && acts_[0].rows >= rows) return;
     acts_.clear();

@@ -165,6 +165,14 @@ Model::Model(const ModelConfig& config) {
   ops_->copy(state_->ema.data(), state_->params.data(), sizeof(float) * static_cast<size_t>(p));
 }
 
+// The network's scratch for a chunk of `rows` on every worker, against the host's memory.
+void Model::check_scratch_memory(int64_t rows, const char* what) const {
+  const double bytes = sizeof(float) * model_->scratch_values_per_row() * static_cast<double>(rows) * ops_->workers();
+  check_host_memory(bytes, std::string(what) + " the " + config_.kind + ": its activations for " + std::to_string(rows) +
+                               (rows == 1 ? " row" : " rows") + " on each of " + std::to_string(ops_->workers()) +
+                               " threads");
+}
+
 void Model::set_data(const float* data, int64_t rows, int64_t cols) {
   ops_->bind_to_calling_thread();
   if (!trainer_) throw std::invalid_argument("model '" + config_.kind + "' has nothing to train");
@@ -183,7 +191,10 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   const std::string batch_text = "a batch of " + std::to_string(batch) + " points of dimension " + std::to_string(config_.shape.data_dim);
   const int64_t batch_values = checked_product(batch, config_.shape.data_dim, Limits::elements, batch_text);
   // the batch, its noise, its perturbed copy, the score and its gradient
-  if (ops_->name() == "cpu") check_host_memory(5.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
+  if (ops_->name() == "cpu") {
+    check_host_memory(5.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
+    check_scratch_memory(std::min(batch, std::min(ops_->chunk_rows(), model_->max_chunk_rows())), "training");
+  }
   TrainSettings ts;
   ts.batch = batch;
   ts.adam = config_.adam;
@@ -244,6 +255,7 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
   const int64_t values = checked_product(req.n, d, Limits::elements, samples_text);
   // the particles, their copy for the caller, and the caller's own
   check_host_memory((ops_->name() == "cpu" ? 3.0 : 2.0) * sizeof(float) * static_cast<double>(values), samples_text);
+  if (ops_->name() == "cpu") check_scratch_memory(std::min(req.n, independent_chunk_rows(*ops_, *model_)), "sampling");
   if (!(rs.step_lr > 0) || !std::isfinite(rs.step_lr)) throw std::invalid_argument("the step size must be positive");
   if (!(rs.snr > 0) || !std::isfinite(rs.snr)) throw std::invalid_argument("the signal-to-noise ratio must be positive");
   if (rs.report_every < 0) throw std::invalid_argument("the report interval must not be negative");

@@ -112,6 +112,8 @@ class Model {
   void load_tensors(const std::vector<NamedTensor>& tensors, int64_t step);
 
  private:
+  void check_scratch_memory(int64_t rows, const char* what) const;
+
   ModelConfig config_;
   std::string notice_;
   std::unique_ptr<Ops<float>> ops_;
