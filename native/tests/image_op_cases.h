@@ -25,6 +25,7 @@ struct Conv3x3 {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
+  bool image_op = true;
   double float_tolerance = 1e-5;
 
   Conv3x3(int64_t n_, int64_t ci_, int64_t co_, int64_t h_, int64_t w_, int stride_, bool slice_ = false)
@@ -61,6 +62,7 @@ struct CondInstanceNorm {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size;
   std::vector<int32_t> level;
+  bool image_op = true;
   double float_tolerance = 1e-5;
 
   CondInstanceNorm(int64_t n_, int64_t c_, int64_t h_, int64_t w_, int64_t levels_)
@@ -88,6 +90,7 @@ struct Elu {
   std::vector<OpInput> inputs = {{n * c * h * w, -3, 3}};
   int64_t out_size = n * c * h * w, scratch_size = 0;
   std::vector<int32_t> level;
+  bool image_op = true;
   double float_tolerance = 1e-6;
 
   template <typename T>
@@ -108,6 +111,7 @@ struct Upsample2Concat {
   std::vector<OpInput> inputs = {{n * c * h * w}, {n * 2 * 4 * h * w}};
   int64_t out_size = n * wide * 4 * h * w, scratch_size = 0;
   std::vector<int32_t> level;
+  bool image_op = true;
   double float_tolerance = 1e-7;
 
   template <typename T>
@@ -131,6 +135,7 @@ struct AddInto {
   std::vector<OpInput> inputs = {{n * c * h * w}, {n * c * h * w}};
   int64_t out_size = n * c * h * w, scratch_size = 0;
   std::vector<int32_t> level;
+  bool image_op = true;
   double float_tolerance = 1e-7;
 
   template <typename T>

@@ -1,0 +1,150 @@
+// The MLP's ops (matrix product, biases with per-level biases, softplus, the score's 1/σ scaling)
+// in the op harness: one table of cases, three checks over all of them.
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "op_harness.h"
+
+using namespace ncsn;
+using namespace ncsn::test;
+
+namespace {
+
+std::vector<int32_t> levels_of(int64_t n, int32_t levels) {
+  std::vector<int32_t> l(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) l[r] = static_cast<int32_t>((r * 3 + 1) % levels);
+  return l;
+}
+
+// y = x·wᵀ; each output sums K products of values in [−1, 1], so float rounding stays below K·2⁻²³.
+struct Matmul {
+  int64_t m, k, n;
+  std::string name;
+  std::vector<OpInput> inputs;
+  int64_t out_size, scratch_size = 0;
+  std::vector<int32_t> level;
+  bool image_op = false;
+  double float_tolerance;
+
+  Matmul(int64_t m_, int64_t k_, int64_t n_) : m(m_), k(k_), n(n_) {
+    name = "matmul " + std::to_string(m) + "×" + std::to_string(k) + "×" + std::to_string(n);
+    inputs = {{m * k}, {n * k}};
+    out_size = m * n;
+    float_tolerance = static_cast<double>(std::max({k, m, n})) * std::ldexp(1.0, -23);
+  }
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.matmul_forward({b.out, m, n}, {b.in[0], m, k}, {b.in[1], n, k});
+  }
+  template <typename T>
+  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.matmul_backward({b.grad[0], m, k}, {b.grad[1], n, k}, {b.dout, m, n}, {b.in[0], m, k}, {b.in[1], n, k});
+  }
+};
+
+// y = y0 + b + e[level[r]]: the bias and the per-level bias of a hidden layer.
+struct AddBias {
+  int64_t m, n, levels;
+  std::string name = "add_bias";
+  std::vector<OpInput> inputs;
+  int64_t out_size, scratch_size = 0;
+  std::vector<int32_t> level;
+  bool image_op = false;
+  double float_tolerance = 1e-6;
+
+  AddBias(int64_t m_, int64_t n_, int64_t levels_) : m(m_), n(n_), levels(levels_) {
+    inputs = {{m * n}, {n}, {levels * n}};
+    out_size = m * n;
+    level = levels_of(m, static_cast<int32_t>(levels));
+  }
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.copy(b.out, b.in[0], sizeof(T) * static_cast<size_t>(m * n));
+    ops.add_bias_forward({b.out, m, n}, b.in[1], {b.in[2], levels, n}, b.level);
+  }
+  template <typename T>
+  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.copy(b.grad[0], b.dout, sizeof(T) * static_cast<size_t>(m * n));
+    ops.add_bias_backward(b.grad[1], {b.grad[2], levels, n}, {b.dout, m, n}, b.level);
+  }
+};
+
+// Inputs far into both tails, where softplus is x or 0 to float precision.
+struct Softplus {
+  int64_t m = 6, n = 700;
+  std::string name = "softplus";
+  std::vector<OpInput> inputs = {{m * n, -40, 40}};
+  int64_t out_size = m * n, scratch_size = 0;
+  std::vector<int32_t> level;
+  bool image_op = false;
+  double float_tolerance = 1e-6;
+
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.softplus_forward({b.out, m, n}, {b.in[0], m, n});
+  }
+  template <typename T>
+  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.softplus_backward({b.grad[0], m, n}, {b.dout, m, n}, {b.in[0], m, n});
+  }
+};
+
+// y[r] = y0[r]·factor[level[r]], the score's 1/σ_i; its backward is the same scaling of dy.
+struct ScaleByLevel {
+  int64_t m = 9, n = 3, levels = 4;
+  std::string name = "scale_by_level";
+  std::vector<OpInput> inputs = {{m * n}, {levels, 0.1, 3, true}};
+  int64_t out_size = m * n, scratch_size = 0;
+  std::vector<int32_t> level = levels_of(m, 4);
+  bool image_op = false;
+  double float_tolerance = 1e-6;
+
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.copy(b.out, b.in[0], sizeof(T) * static_cast<size_t>(m * n));
+    ops.scale_by_level({b.out, m, n}, b.in[1], b.level);
+  }
+  template <typename T>
+  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.copy(b.grad[0], b.dout, sizeof(T) * static_cast<size_t>(m * n));
+    ops.scale_by_level({b.grad[0], m, n}, b.in[1], b.level);
+  }
+};
+
+// Shapes that take every kernel path: narrow and wide inputs and outputs, tails of 4 and 32.
+const auto& small_cases() {
+  static const auto table = std::make_tuple(std::vector<Matmul>{{5, 7, 6}, {9, 20, 33}, {6, 3, 40}, {8, 40, 2}, {4, 64, 64}},
+                                            std::vector<AddBias>{{7, 5, 3}}, std::vector<Softplus>{{}},
+                                            std::vector<ScaleByLevel>{{}});
+  return table;
+}
+
+// W1's own shapes too (a chunk of 64 rows of the width-128 MLP, its 2-D input and output layers),
+// too large for finite differences.
+const auto& all_cases() {
+  static const auto table = std::tuple_cat(
+      small_cases(), std::make_tuple(std::vector<Matmul>{{64, 128, 128}, {64, 2, 128}, {64, 128, 2}, {13, 37, 70}},
+                                     std::vector<AddBias>{{64, 128, 10}}));
+  return table;
+}
+
+template <typename Table, typename Check>
+void for_every_case(const Table& table, Check check) {
+  std::apply([&](const auto&... family) { (..., [&] { for (const auto& c : family) check(c); }()); }, table);
+}
+
+}  // namespace
+
+TEST(mlp_ops_match_their_finite_difference_gradients) {
+  for_every_case(small_cases(), [](const auto& c) { check_gradient(c); });
+}
+
+TEST(mlp_ops_in_float_match_double) {
+  for_every_case(all_cases(), [](const auto& c) { check_float_against_double(c); });
+}
+
+TEST(mlp_ops_on_cuda_match_the_cpu) {
+  for_every_case(all_cases(), [](const auto& c) { check_cuda_against_cpu(c); });
+}
