@@ -75,7 +75,6 @@ class Mlp final : public ScoreModel<T> {
 
   int64_t data_dim() const override { return shape_.data_dim; }
   const std::vector<ParamTensor>& layout() const override { return layout_; }
-  const MlpShape& shape() const { return shape_; }
   double forward_flops() const override {
     const double d = static_cast<double>(shape_.data_dim), h = static_cast<double>(shape_.width);
     return 2 * (h * d + static_cast<double>(shape_.depth - 1) * h * h + d * h);

@@ -42,7 +42,6 @@ class UNet final : public ScoreModel<T> {
 
   int64_t data_dim() const override { return shape_.channels * shape_.height * shape_.width; }
   const std::vector<ParamTensor>& layout() const override { return layout_; }
-  const UNetShape& shape() const { return shape_; }
   // W2 counts its convolutions: 214 MFLOP per 28×28 image at C = 32.
   double forward_flops() const override {
     double flops = 0;
