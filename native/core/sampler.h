@@ -63,11 +63,14 @@ inline int64_t segment_steps(const SamplerSettings& s) {
 
 inline bool cancelled(const SamplerSettings& s) { return s.cancel && s.cancel->load(std::memory_order_relaxed); }
 
-// Rows per chunk where rows never interact (sampling, score fields): the backend's, or fewer where
-// the network's activations are large.
+// Rows per chunk of n where rows never interact (sampling, score fields): the backend's, or fewer
+// where the network's activations are large, or where fewer give every worker a share (8 images
+// to inpaint make two chunks of 4 on two cores, not one of 8). Rows are independent, so the chunks
+// change no result.
 template <typename T>
-int64_t independent_chunk_rows(const Ops<T>& ops, const ScoreModel<T>& model) {
-  return std::min(ops.independent_chunk_rows(), model.max_chunk_rows());
+int64_t independent_chunk_rows(const Ops<T>& ops, const ScoreModel<T>& model, int64_t n) {
+  const int64_t share = (n + ops.workers() - 1) / ops.workers();
+  return std::max<int64_t>(1, std::min({ops.independent_chunk_rows(), model.max_chunk_rows(), share}));
 }
 
 // Inpainting (NCSN): where mask is 1 the image is known. At each level the known pixels are set to
@@ -84,7 +87,7 @@ struct Inpainting {
 template <typename T>
 bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
                        const SamplerProgress& progress, const Inpainting<T>* inpaint = nullptr) {
-  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model), n_chunks = (n + chunk - 1) / chunk;
+  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model, x.rows), n_chunks = (n + chunk - 1) / chunk;
   const int64_t rows = std::min(n, chunk), steps = s.steps_per_level, segment = segment_steps(s);
   // Scratch for the op-by-op path, made the first time a segment needs it.
   std::vector<Array<T>> score, noise;
@@ -153,7 +156,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
 template <typename T>
 bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
                          const SamplerProgress& progress) {
-  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model), n_chunks = (n + chunk - 1) / chunk;
+  const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model, x.rows), n_chunks = (n + chunk - 1) / chunk;
   const int64_t steps = s.steps_per_level, segment = segment_steps(s);
   const int64_t levels = static_cast<int64_t>(s.sigmas.size());
   Array<T> score(ops, n * d), noise(ops, n * d);

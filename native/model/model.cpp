@@ -255,7 +255,7 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
   const int64_t values = checked_product(req.n, d, Limits::elements, samples_text);
   // the particles, their copy for the caller, and the caller's own
   check_host_memory((ops_->name() == "cpu" ? 3.0 : 2.0) * sizeof(float) * static_cast<double>(values), samples_text);
-  if (ops_->name() == "cpu") check_scratch_memory(std::min(req.n, independent_chunk_rows(*ops_, *model_)), "sampling");
+  if (ops_->name() == "cpu") check_scratch_memory(independent_chunk_rows(*ops_, *model_, req.n), "sampling");
   if (!(rs.step_lr > 0) || !std::isfinite(rs.step_lr)) throw std::invalid_argument("the step size must be positive");
   if (!(rs.snr > 0) || !std::isfinite(rs.snr)) throw std::invalid_argument("the signal-to-noise ratio must be positive");
   if (rs.report_every < 0) throw std::invalid_argument("the report interval must not be negative");
@@ -319,7 +319,7 @@ std::vector<float> Model::score(const float* x, int64_t n, int32_t level, bool u
   checked_product(n, d, Limits::elements, "score: " + std::to_string(n) + " points of dimension " + std::to_string(d));
   if (level < 0 || level >= static_cast<int32_t>(config_.sigmas.size()))
     throw std::invalid_argument("score: the level must be in [0, " + std::to_string(config_.sigmas.size()) + ")");
-  const int64_t chunk = independent_chunk_rows(*ops_, *model_), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
+  const int64_t chunk = independent_chunk_rows(*ops_, *model_, n), n_chunks = (n + chunk - 1) / chunk, rows = std::min(n, chunk);
   Array<float> xs(*ops_, n * d), out(*ops_, n * d);
   xs.upload(x, n * d);
   std::vector<Array<int32_t>> levels;
