@@ -94,7 +94,8 @@ export async function sample(flags: SampleFlags): Promise<number> {
   else if (image) {
     const count = gridCount(flags.n);
     const of = count < flags.n ? ` (${count} of ${flags.n.toLocaleString('en-US')})` : '';
-    writeFileAtomic(flags.out, renderImageGrid({ images: samples, image, title: `${name}: samples${of}, ${samplerName(sampling)}` }));
+    const trained = `${model.step.toLocaleString('en-US')} training steps`;
+    writeFileAtomic(flags.out, renderImageGrid({ images: samples, image, title: `${name}: samples${of}, ${trained}, ${samplerName(sampling)}` }));
   } else {
     const spec = model.config.data;
     const subtitle = spec === 'toy:mixture' ? `(5,5) mode: ${mixtureReport(samples).fraction.toFixed(3)} of the samples (truth 0.800)` : undefined;
