@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu_ops.h"
+#include "isa.h"
 
 namespace ncsn {
 namespace {
@@ -22,6 +23,70 @@ void check_norm(const Tensor4<T>& y, const Tensor4<T>& x) {
   if (y.n != x.n || y.c != x.c || y.h != x.h || y.w != x.w)
     throw std::invalid_argument("cond_instance_norm: the output shape differs from the input's");
   if (x.c < 2) throw std::invalid_argument("cond_instance_norm: needs at least 2 channels (the channel variance)");
+}
+
+// The passes over one channel's plane. Sums run in eight interleaved lanes, each added in order, so
+// that the compiler can keep the lanes in vector registers (one running sum would stay scalar) and
+// the result still depends on the plane alone; float planes get a build per instruction set.
+#define NCSN_ALWAYS inline __attribute__((always_inline))
+template <typename F>
+NCSN_ALWAYS double lane_sum(int64_t n, F term) {
+  double lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += term(i + l);
+  double s = 0;
+  for (; i < n; ++i) s += term(i);
+  for (double v : lane) s += v;
+  return s;
+}
+
+// Σ p and Σ (p − μ)², μ the mean.
+template <typename T>
+NCSN_ALWAYS void moments_loop(const T* p, int64_t n, double& mean, double& squares) {
+  mean = lane_sum(n, [&](int64_t i) { return static_cast<double>(p[i]); }) / static_cast<double>(n);
+  const double mu = mean;
+  squares = lane_sum(n, [&](int64_t i) { return (p[i] - mu) * (p[i] - mu); });
+}
+template <typename T>
+NCSN_ALWAYS void affine_loop(T* q, const T* p, int64_t n, T mu, T scale, T shift) {
+  for (int64_t i = 0; i < n; ++i) q[i] = (p[i] - mu) * scale + shift;
+}
+// Σ g and Σ g·(p − μ)/s.
+template <typename T>
+NCSN_ALWAYS void gradient_sums_loop(const T* g, const T* p, int64_t n, double mu, double inv_s, double& sg,
+                                    double& sgx) {
+  sg = lane_sum(n, [&](int64_t i) { return static_cast<double>(g[i]); });
+  sgx = lane_sum(n, [&](int64_t i) { return g[i] * (p[i] - mu) * inv_s; });
+}
+template <typename T>
+NCSN_ALWAYS void input_gradient_loop(T* q, const T* g, const T* p, int64_t n, double mu, double inv_s, double scale,
+                                     double mean_g, double mean_gx, double shift) {
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<T>(scale * (g[i] - mean_g - (p[i] - mu) * inv_s * mean_gx) + shift);
+}
+
+NCSN_ISA_CLONES void moments(const float* p, int64_t n, double& mean, double& squares) { moments_loop(p, n, mean, squares); }
+void moments(const double* p, int64_t n, double& mean, double& squares) { moments_loop(p, n, mean, squares); }
+NCSN_ISA_CLONES void affine(float* q, const float* p, int64_t n, float mu, float scale, float shift) {
+  affine_loop(q, p, n, mu, scale, shift);
+}
+void affine(double* q, const double* p, int64_t n, double mu, double scale, double shift) {
+  affine_loop(q, p, n, mu, scale, shift);
+}
+NCSN_ISA_CLONES void gradient_sums(const float* g, const float* p, int64_t n, double mu, double inv_s, double& sg,
+                                   double& sgx) {
+  gradient_sums_loop(g, p, n, mu, inv_s, sg, sgx);
+}
+void gradient_sums(const double* g, const double* p, int64_t n, double mu, double inv_s, double& sg, double& sgx) {
+  gradient_sums_loop(g, p, n, mu, inv_s, sg, sgx);
+}
+NCSN_ISA_CLONES void input_gradient(float* q, const float* g, const float* p, int64_t n, double mu, double inv_s,
+                                    double scale, double mean_g, double mean_gx, double shift) {
+  input_gradient_loop(q, g, p, n, mu, inv_s, scale, mean_g, mean_gx, shift);
+}
+void input_gradient(double* q, const double* g, const double* p, int64_t n, double mu, double inv_s, double scale,
+                    double mean_g, double mean_gx, double shift) {
+  input_gradient_loop(q, g, p, n, mu, inv_s, scale, mean_g, mean_gx, shift);
 }
 
 }  // namespace
@@ -37,11 +102,8 @@ void CpuOps<T>::cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* 
     const T *beta = gamma + c, *alpha = gamma + 2 * c;
     double mean_of_means = 0;
     for (int64_t k = 0; k < c; ++k) {
-      const T* p = x.channel(b, k);
-      double s = 0, s2 = 0;
-      for (int64_t i = 0; i < n; ++i) s += p[i];
-      const double mu = s / n;
-      for (int64_t i = 0; i < n; ++i) s2 += (p[i] - mu) * (p[i] - mu);
+      double mu = 0, s2 = 0;
+      moments(x.channel(b, k), n, mu, s2);
       st[2 * k] = static_cast<T>(mu);
       st[2 * k + 1] = static_cast<T>(1.0 / std::sqrt(s2 / n + EPS));
       mean_of_means += mu;
@@ -56,9 +118,7 @@ void CpuOps<T>::cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* 
       const T mu = st[2 * k], inv_s = st[2 * k + 1];
       const T shift = beta[k] + alpha[k] * static_cast<T>((mu - mean_of_means) * inv_v);
       const T scale = gamma[k] * inv_s;
-      const T* p = x.channel(b, k);
-      T* q = y.channel(b, k);
-      for (int64_t i = 0; i < n; ++i) q[i] = (p[i] - mu) * scale + shift;
+      affine(y.channel(b, k), x.channel(b, k), n, mu, scale, shift);
     }
   }
 }
@@ -80,12 +140,8 @@ void CpuOps<T>::cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t le
     double da_mean = 0, da_u = 0;
     for (int64_t k = 0; k < c; ++k) {
       const double mu = st[2 * k], inv_s = st[2 * k + 1];
-      const T *g = dy.channel(b, k), *p = x.channel(b, k);
       double sg = 0, sgx = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        sg += g[i];
-        sgx += g[i] * (p[i] - mu) * inv_s;
-      }
+      gradient_sums(dy.channel(b, k), x.channel(b, k), n, mu, inv_s, sg, sgx);
       sum_g[k] = sg;
       sum_gx[k] = sgx;
       const double u = mu - m, da = alpha[k] * sg;
@@ -105,10 +161,7 @@ void CpuOps<T>::cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t le
       const double mu = st[2 * k], inv_s = st[2 * k + 1];
       const double scale = gamma[k] * inv_s, mean_g = sum_g[k] / n, mean_gx = sum_gx[k] / n;
       const double shift = dmu[k] / n;
-      const T *g = dy.channel(b, k), *p = x.channel(b, k);
-      T* q = dx.channel(b, k);
-      for (int64_t i = 0; i < n; ++i)
-        q[i] = static_cast<T>(scale * (g[i] - mean_g - (p[i] - mu) * inv_s * mean_gx) + shift);
+      input_gradient(dx.channel(b, k), dy.channel(b, k), x.channel(b, k), n, mu, inv_s, scale, mean_g, mean_gx, shift);
     }
   }
 }
