@@ -42,12 +42,12 @@ int main(int argc, char** argv) {
       std::vector<CondInstanceNorm>{{n, C, 28, 28, 10}, {n, 2 * C, 14, 14, 10}, {n, 3 * C, 28, 28, 10}},
       std::vector<Elu>{{}}, std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
   CpuOps<float> cpu(1);
-  std::apply([&](const auto&... family) { (..., [&] { for (const auto& c : family) report("cpu", cpu, c, reps); }()); }, table);
+  for_every_case(table, [&](const auto& c) { report("cpu", cpu, c, reps); });
 #ifdef NCSN_WITH_CUDA
   if (probe_gpus().problem.empty()) {
     const std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0);
     if (gpu->image_ops())
-      std::apply([&](const auto&... family) { (..., [&] { for (const auto& c : family) report("cuda", *gpu, c, reps); }()); }, table);
+      for_every_case(table, [&](const auto& c) { report("cuda", *gpu, c, reps); });
     else
       std::printf("{\"backend\":\"cuda\",\"skipped\":\"no kernels for the image ops yet\"}\n");
   }

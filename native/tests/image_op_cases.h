@@ -9,12 +9,6 @@
 
 namespace ncsn::test {
 
-inline std::vector<int32_t> levels_of(int64_t n, int32_t levels) {
-  std::vector<int32_t> l(static_cast<size_t>(n));
-  for (int64_t b = 0; b < n; ++b) l[b] = static_cast<int32_t>((b * 2 + 1) % levels);
-  return l;
-}
-
 // y = conv3x3(x) + b. With `slice`, x is channels [1, 1 + ci) of a tensor two channels wider and
 // dx a slice of its gradient: a concatenation read in place.
 struct Conv3x3 {

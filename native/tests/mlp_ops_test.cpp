@@ -12,12 +12,6 @@ using namespace ncsn::test;
 
 namespace {
 
-std::vector<int32_t> levels_of(int64_t n, int32_t levels) {
-  std::vector<int32_t> l(static_cast<size_t>(n));
-  for (int64_t r = 0; r < n; ++r) l[r] = static_cast<int32_t>((r * 3 + 1) % levels);
-  return l;
-}
-
 // y = x·wᵀ; each output sums K products of values in [−1, 1], so float rounding stays below K·2⁻²³.
 struct Matmul {
   int64_t m, k, n;
@@ -130,10 +124,6 @@ const auto& all_cases() {
   return table;
 }
 
-template <typename Table, typename Check>
-void for_every_case(const Table& table, Check check) {
-  std::apply([&](const auto&... family) { (..., [&] { for (const auto& c : family) check(c); }()); }, table);
-}
 
 }  // namespace
 

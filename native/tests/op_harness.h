@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,19 @@ struct OpInput {
   // buffer is not checked
   bool constant = false;
 };
+
+// Levels for n rows, each of `levels` drawn in turn (7 is prime to every small count of levels).
+inline std::vector<int32_t> levels_of(int64_t n, int32_t levels) {
+  std::vector<int32_t> l(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) l[r] = static_cast<int32_t>((r * 7 + 1) % levels);
+  return l;
+}
+
+// fn(c) for every case of a table: a tuple of vectors, one per kind of case.
+template <typename Table, typename Fn>
+void for_every_case(const Table& table, Fn fn) {
+  std::apply([&](const auto&... family) { (..., [&] { for (const auto& c : family) fn(c); }()); }, table);
+}
 
 // What a case's forward and backward produced, in double.
 struct OpResult {
