@@ -10,16 +10,26 @@ namespace {
 
 #define NCSN_INLINE inline __attribute__((always_inline))
 
-// Rows of C that no 4×32 tile covers: one row at a time, vectorised along N.
+template <typename T>
+NCSN_INLINE const T* a_row(const GemmArgs<T>& g, int64_t i) {
+  return g.a_rows ? g.a_rows[i] : g.a + i * g.a_row;
+}
+template <typename T>
+NCSN_INLINE const T* b_row(const GemmArgs<T>& g, int64_t p) {
+  return g.b_rows ? g.b_rows[p] : g.b + p * g.ldb;
+}
+
+// Rows of C that no register tile covers: one row at a time, vectorised along N.
 template <typename T>
 NCSN_INLINE void gemm_rows(const GemmArgs<T>& g, int64_t m0, int64_t m1, int64_t n0) {
   for (int64_t i = m0; i < m1; ++i) {
     T* c = g.c + i * g.ldc;
     if (!g.accumulate)
       for (int64_t j = n0; j < g.n; ++j) c[j] = T(0);
+    const T* ai = a_row(g, i);
     for (int64_t p = 0; p < g.k; ++p) {
-      const T a = g.a[i * g.a_row + p * g.a_col];
-      const T* b = g.b + p * g.ldb;
+      const T a = ai[p * g.a_col];
+      const T* b = b_row(g, p);
       for (int64_t j = n0; j < g.n; ++j) c[j] += a * b[j];
     }
   }
@@ -45,20 +55,28 @@ NCSN_INLINE void store(float* p, const V& v) {
 
 // The register tile: MR rows × NV vectors of C held in MR·NV accumulators across all of K, one
 // broadcast of A and NV loads of B per row of K. MR·NV + NV + 1 fits the 16 (AVX2, SSE) or 32
-// (AVX-512) vector registers.
-template <typename V, int MR, int NV>
+// (AVX-512) vector registers. The accumulators are the FMAs in flight: two pipes of four cycles
+// need eight, and AVX-512's 4×2 tile (eight) ran the convolutions' products at 57–64 % of the
+// measured FMA peak where 8×2 (sixteen) runs them at 85–95 % (Zen 5, one thread). Packing A and B
+// into contiguous panels, tried on top, lost more to the copies than it won.
+// RowsA / RowsB: whether that operand's rows come from its pointer table (decided once per product,
+// so that the plain strided form keeps its one base pointer and scaled indices in the inner loop).
+template <typename V, int MR, int NV, bool RowsA, bool RowsB>
 NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
   constexpr int lanes = sizeof(V) / sizeof(float);
   V acc[MR][NV] = {};
   const float* a = g.a + i * g.a_row;
+  const float* rows[MR];
+  if (RowsA)
+    for (int r = 0; r < MR; ++r) rows[r] = g.a_rows[i + r];
   for (int64_t p = 0; p < g.k; ++p) {
-    const float* bp = g.b + p * g.ldb + j;
+    const float* bp = (RowsB ? g.b_rows[p] : g.b + p * g.ldb) + j;
     V b[NV];
     for (int v = 0; v < NV; ++v) load(b[v], bp + v * lanes);
     const float* ap = a + p * g.a_col;
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const float av = ap[r * g.a_row];
+      const float av = RowsA ? rows[r][p * g.a_col] : ap[r * g.a_row];
       for (int v = 0; v < NV; ++v) acc[r][v] += av * b[v];
     }
   }
@@ -82,38 +100,46 @@ NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
 // The last, partial strip of columns through the same register tiles: its columns of B padded with
 // zeros into a whole strip, its columns of C computed in a scratch strip and copied back. Left to
 // gemm_rows, a 7×7 image's 49 columns ran a third of their work at a fifth of the speed.
-template <typename V, int MR, int NV>
+template <typename V, int MR, int NV, bool RowsA>
 NCSN_INLINE void tail_strip(const GemmArgs<float>& g, int64_t m_tiled, int64_t j0) {
   constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
   const int64_t width = g.n - j0;
   thread_local std::vector<float> b_strip, c_strip;
   b_strip.assign(static_cast<size_t>(g.k * nc), 0.0f);
   c_strip.assign(static_cast<size_t>(m_tiled * nc), 0.0f);
-  for (int64_t p = 0; p < g.k; ++p) std::memcpy(&b_strip[p * nc], g.b + p * g.ldb + j0, sizeof(float) * width);
+  for (int64_t p = 0; p < g.k; ++p) std::memcpy(&b_strip[p * nc], b_row(g, p) + j0, sizeof(float) * width);
   if (g.accumulate)
     for (int64_t i = 0; i < m_tiled; ++i) std::memcpy(&c_strip[i * nc], g.c + i * g.ldc + j0, sizeof(float) * width);
   GemmArgs<float> strip = g;
   strip.b = b_strip.data();
   strip.ldb = nc;
+  strip.b_rows = nullptr;
   strip.c = c_strip.data();
   strip.ldc = nc;
-  for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV>(strip, i, 0);
+  for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV, RowsA, false>(strip, i, 0);
   for (int64_t i = 0; i < m_tiled; ++i) std::memcpy(g.c + i * g.ldc + j0, &c_strip[i * nc], sizeof(float) * width);
+}
+
+template <typename V, int MR, int NV, bool RowsA, bool RowsB>
+NCSN_INLINE void gemm_f32_tiles(const GemmArgs<float>& g) {
+  constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
+  const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
+  for (int64_t j = 0; j < n_tiled; j += nc)
+    for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV, RowsA, RowsB>(g, i, j);
+  if (n_tiled < g.n && m_tiled > 0) tail_strip<V, MR, NV, RowsA>(g, m_tiled, n_tiled);
+  gemm_rows(g, m_tiled, g.m, 0);
 }
 
 template <typename V, int MR, int NV>
 NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
-  constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
-  const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
-  for (int64_t j = 0; j < n_tiled; j += nc)
-    for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV>(g, i, j);
-  if (n_tiled < g.n && m_tiled > 0) tail_strip<V, MR, NV>(g, m_tiled, n_tiled);
-  gemm_rows(g, m_tiled, g.m, 0);
+  if (g.a_rows)
+    return g.b_rows ? gemm_f32_tiles<V, MR, NV, true, true>(g) : gemm_f32_tiles<V, MR, NV, true, false>(g);
+  return g.b_rows ? gemm_f32_tiles<V, MR, NV, false, true>(g) : gemm_f32_tiles<V, MR, NV, false, false>(g);
 }
 
 #if NCSN_X86_64
 __attribute__((target("arch=x86-64-v4"))) void gemm_f32_avx512(const GemmArgs<float>& g) {
-  gemm_f32_body<v16f, 4, 2>(g);
+  gemm_f32_body<v16f, 8, 2>(g);
 }
 __attribute__((target("arch=x86-64-v3"))) void gemm_f32_avx2(const GemmArgs<float>& g) {
   gemm_f32_body<v8f, 6, 2>(g);

@@ -1,6 +1,9 @@
 // C[M×N] = (accumulate ? C : 0) + A · B on the CPU, one thread. A is read through strides,
 // A(m, k) = a[m·a_row + k·a_col], so a transposed operand costs nothing; B is K×N with rows
 // `ldb` apart and contiguous columns, the layout the register-blocked kernel streams.
+// Either operand's rows may instead come from a table of pointers (a_rows[m] + k·a_col,
+// b_rows[k]): a convolution then reads its input through shifted windows of one padded image in
+// place of an unfolded copy nine times its size.
 #pragma once
 #include <cstdint>
 
@@ -16,6 +19,8 @@ struct GemmArgs {
   int64_t ldb;
   int64_t m, n, k;
   bool accumulate;
+  const T* const* a_rows = nullptr;
+  const T* const* b_rows = nullptr;
 };
 
 void gemm(const GemmArgs<float>& g);
