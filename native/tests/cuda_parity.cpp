@@ -154,39 +154,17 @@ TEST(cuda_elementwise_ops_match_cpu) {
   expect_close("softplus_backward", down(gdz), dz, 1e-30);
 
   const int64_t dd = 3;
-  Vec s = random_values<float>(m * dd, 15), z = random_values<float>(m * dd, 16, -3, 3), x = random_values<float>(m * dd, 17);
-  Vec loss(m), ds(m * dd), xt(m * dd);
-  cpu().dsm_loss(loss.data(), mat(ds, m, dd), mat(s, m, dd), mat(z, m, dd), sigma.data(), lv.data(), 1.0f / m);
-  cpu().perturb(mat(xt, m, dd), mat(x, m, dd), mat(z, m, dd), sigma.data(), lv.data());
-  auto gsc = up(s), gz = up(z), gx = up(x);
-  Array<float> gloss(gpu(), m), gds(gpu(), m * dd), gxt(gpu(), m * dd);
-  gpu().dsm_loss(gloss.data(), gds.mat(m, dd), gsc.mat(m, dd), gz.mat(m, dd), gs.data(), gl.data(), 1.0f / m);
-  gpu().perturb(gxt.mat(m, dd), gx.mat(m, dd), gz.mat(m, dd), gs.data(), gl.data());
-  expect_close("dsm_loss", down(gloss), loss, 1e-6);
-  expect_close("dsm_loss ds", down(gds), ds, 1e-9);
-  expect_close("perturb", down(gxt), xt, 1e-6);
-
+  Vec s = random_values<float>(m * dd, 15), x = random_values<float>(m * dd, 17);
+  auto gsc = up(s), gx = up(x);
   Vec xs = x;
   cpu().scale_by_level(mat(xs, m, dd), sigma.data(), lv.data());
   gpu().scale_by_level(gx.mat(m, dd), gs.data(), gl.data());
   expect_close("scale_by_level", down(gx), xs, 0);
 
-  Vec xl = x;
-  cpu().langevin_step(mat(xl, m, dd), mat(s, m, dd), mat(z, m, dd), 0.05f, 0.3f);
-  auto gxl = up(x);
-  gpu().langevin_step(gxl.mat(m, dd), gsc.mat(m, dd), gz.mat(m, dd), 0.05f, 0.3f);
-  expect_close("langevin_step", down(gxl), xl, 1e-6);
   {
     const double want = cpu().sum_row_norms(mat(s, m, dd)), got = gpu().sum_row_norms(gsc.mat(m, dd));
     CHECK(std::fabs(got - want) <= 1e-12 * want, "sum_row_norms: gpu " << got << " vs cpu " << want);
   }
-
-  Vec means = {-5, -5, 0, 5, 5, 1}, logw = {std::log(0.2f), std::log(0.8f)}, ms(m * dd);
-  cpu().mixture_score(mat(ms, m, dd), mat(x, m, dd), mat(means, 2, dd), logw.data(), 1.0f, sigma.data(), lv.data());
-  auto gmeans = up(means), glogw = up(logw), gx2 = up(x);
-  Array<float> gms(gpu(), m * dd);
-  gpu().mixture_score(gms.mat(m, dd), gx2.mat(m, dd), gmeans.mat(2, dd), glogw.data(), 1.0f, gs.data(), gl.data());
-  expect_close("mixture_score", down(gms), ms, 1e-5);
 
   const int64_t p = 5000;
   Vec pp = random_values<float>(p, 20), g = random_values<float>(p, 21), mm = random_values<float>(p, 22, -0.1, 0.1),

@@ -8,6 +8,8 @@
 //     (otherwise the check is skipped and says why);
 // and its timing mode times a case's forward and backward on any backend (native/bench).
 // Outputs are poisoned with NaN before each run, so an element an op fails to write shows.
+// A case that declares `static constexpr bool forward_only = true` (an op with no backward, such
+// as a Langevin step) has only its forward run and compared.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -15,6 +17,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -44,7 +47,14 @@ struct OpInput {
   // a value the op reads but gives no gradient for (a table of factors, say): its gradient
   // buffer is not checked
   bool constant = false;
+  // values 0 and 1 in place of the range (a mask)
+  bool binary = false;
 };
+
+template <typename Case, typename = void>
+struct ForwardOnly : std::false_type {};
+template <typename Case>
+struct ForwardOnly<Case, std::void_t<decltype(Case::forward_only)>> : std::bool_constant<Case::forward_only> {};
 
 // Levels for n rows, each of `levels` drawn in turn (7 is prime to every small count of levels).
 inline std::vector<int32_t> levels_of(int64_t n, int32_t levels) {
@@ -68,7 +78,11 @@ struct OpResult {
 template <typename Case>
 std::vector<std::vector<double>> random_inputs(const Case& c, unsigned seed) {
   std::vector<std::vector<double>> v;
-  for (const OpInput& in : c.inputs) v.push_back(random_values<double>(static_cast<size_t>(in.size), seed++, in.lo, in.hi));
+  for (const OpInput& in : c.inputs) {
+    v.push_back(random_values<double>(static_cast<size_t>(in.size), seed++, in.lo, in.hi));
+    if (in.binary)
+      for (double& x : v.back()) x = x > (in.lo + in.hi) / 2 ? 1.0 : 0.0;
+  }
   return v;
 }
 
@@ -118,7 +132,7 @@ OpResult run_case(Ops<T>& ops, const Case& c, const std::vector<std::vector<doub
                   const std::vector<double>& dout) {
   CaseBuffers<T> b = make_buffers(ops, c, inputs, dout);
   c.forward(ops, b.view);
-  c.backward(ops, b.view);
+  if constexpr (!ForwardOnly<Case>::value) c.backward(ops, b.view);
   auto download = [](const Array<T>& a) {
     std::vector<T> t(static_cast<size_t>(a.size()));
     a.download(t.data(), a.size());
@@ -148,8 +162,8 @@ std::pair<double, double> time_case(Ops<T>& ops, const Case& c, int reps) {
     return t[t.size() / 2];
   };
   const double forward = seconds([&] { c.forward(ops, b.view); });
-  const double backward = seconds([&] { c.backward(ops, b.view); });
-  return {forward, backward};
+  if constexpr (ForwardOnly<Case>::value) return {forward, 0.0};
+  else return {forward, seconds([&] { c.backward(ops, b.view); })};
 }
 
 inline double largest(const std::vector<double>& v) {
@@ -170,6 +184,7 @@ inline void expect_near(const std::string& what, const std::vector<double>& got,
 
 template <typename Case>
 void check_gradient(const Case& c) {
+  static_assert(!ForwardOnly<Case>::value, "a forward-only op has no gradient to check");
   CpuOps<double> ops(1);
   auto inputs = random_inputs(c, 101);
   const auto r = random_values<double>(static_cast<size_t>(c.out_size), 99);
@@ -202,7 +217,7 @@ void check_float_against_double(const Case& c) {
     const std::string on = c.name + " (kernel " + std::to_string(isa) + ")";
     expect_near(on + ": float forward", got.out, want.out, c.float_tolerance);
     for (size_t k = 0; k < got.grad.size(); ++k)
-      if (!c.inputs[k].constant)
+      if (!ForwardOnly<Case>::value && !c.inputs[k].constant)
         expect_near(on + ": float gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
   }
 }
@@ -220,7 +235,7 @@ void check_cuda_against_cpu(const Case& c) {
   const OpResult got = run_case(*gpu, c, inputs, r), want = run_case(cpu, c, inputs, r);
   expect_near(c.name + ": CUDA forward", got.out, want.out, c.float_tolerance);
   for (size_t k = 0; k < got.grad.size(); ++k)
-    if (!c.inputs[k].constant)
+    if (!ForwardOnly<Case>::value && !c.inputs[k].constant)
       expect_near(c.name + ": CUDA gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
 #else
   (void)c;
