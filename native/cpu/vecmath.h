@@ -30,36 +30,26 @@ NCSN_VM float exp_f(float x) {
   return p * __builtin_bit_cast(float, bits);
 }
 
-// log for x in [1, 2], which is all softplus needs.
-NCSN_VM float log_1to2(float x) {
-  const bool high = x > 1.41421356237f;  // use m = x/2 in [0.707, 1) and e = 1
-  float m = high ? x * 0.5f : x;
-  const float e = high ? 1.0f : 0.0f;
-  m = m - 1.0f;
-  const float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y = y - e * 2.12194440e-4f;
-  y = y - 0.5f * z;
-  return (m + y) + e * 0.693359375f;
+// log1p(y) for y in [0, 1], which is all softplus needs: y·q(y), q a degree-9 polynomial fitted
+// to log1p(y)/y for the least worst relative error (Lawson's iteration on Chebyshev nodes), under
+// 3 ulp with the float rounding of its evaluation. Exact as y → 0, and with no division or range
+// reduction: a third of the old log-based softplus's instructions.
+NCSN_VM float log1p_0to1(float y) {
+  float q = -3.2440258655697107e-3f;
+  q = q * y + 1.985146477818489e-2f;
+  q = q * y - 5.695953965187073e-2f;
+  q = q * y + 1.0603655129671097e-1f;
+  q = q * y - 1.5305593609809875e-1f;
+  q = q * y + 1.967593878507614e-1f;
+  q = q * y - 2.4954134225845337e-1f;
+  q = q * y + 3.332996368408203e-1f;
+  q = q * y - 4.999990165233612e-1f;
+  q = q * y + 1.0f;
+  return y * q;
 }
 
 // softplus(z) = max(z, 0) + log1p(exp(-|z|)), accurate for large |z| of either sign.
-NCSN_VM float softplus(float z) {
-  const float y = exp_f(-abs_f(z));
-  const float u = 1.0f + y;
-  // log1p(y) = log(u) · y / (u − 1) corrects the rounding of 1 + y (Goldberg's trick)
-  const float l = u == 1.0f ? y : log_1to2(u) * (y / (u - 1.0f));
-  return max_f(z, 0.0f) + l;
-}
+NCSN_VM float softplus(float z) { return max_f(z, 0.0f) + log1p_0to1(exp_f(-abs_f(z))); }
 NCSN_VM double softplus(double z) { return std::fmax(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
 
 // ELU(x) = x > 0 ? x : exp(x) − 1. For float, exp − 1 loses relative accuracy as x → 0⁻ but its
