@@ -243,18 +243,38 @@ void CpuOps<T>::mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_wei
 
 // ---- optimiser ----
 
+namespace {
 template <typename T>
-void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) {
-  const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
-  const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
-  const T step = static_cast<T>(s.lr / bc1), inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
-  const T eps = static_cast<T>(s.eps);
+inline __attribute__((always_inline)) void adam_loop(T* p, const T* g, T* m, T* v, int64_t n, T b1, T b2, T step,
+                                                     T inv_sqrt_bc2, T eps) {
   for (int64_t i = 0; i < n; ++i) {
     m[i] = b1 * m[i] + (T(1) - b1) * g[i];
     v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
     p[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
   }
+}
+// Vectorised in every clone (a square root and a division per parameter were 9 % of a W1 step).
+NCSN_ISA_CLONES
+void adam_f32(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step,
+              float inv_sqrt_bc2, float eps) {
+  adam_loop(p, g, m, v, n, b1, b2, step, inv_sqrt_bc2, eps);
+}
+void adam_any(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step,
+              float inv_sqrt_bc2, float eps) {
+  adam_f32(p, g, m, v, n, b1, b2, step, inv_sqrt_bc2, eps);
+}
+void adam_any(double* p, const double* g, double* m, double* v, int64_t n, double b1, double b2, double step,
+              double inv_sqrt_bc2, double eps) {
+  adam_loop(p, g, m, v, n, b1, b2, step, inv_sqrt_bc2, eps);
+}
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) {
+  const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
+  adam_any(p, g, m, v, n, static_cast<T>(s.beta1), static_cast<T>(s.beta2), static_cast<T>(s.lr / bc1),
+           static_cast<T>(1.0 / std::sqrt(bc2)), static_cast<T>(s.eps));
 }
 
 template <typename T>

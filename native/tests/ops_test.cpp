@@ -165,6 +165,23 @@ TEST(every_cpu_gemm_kernel_matches_double) {
   }
 }
 
+// Whole 8×8 blocks, the rows and columns past them, and leading dimensions wider than the block.
+TEST(transpose_moves_every_value) {
+  const int64_t shapes[][2] = {{128, 128}, {8, 8}, {13, 21}, {2, 128}, {128, 2}, {7, 9}, {1, 1}};
+  unsigned seed = 500;
+  for (const auto& s : shapes) {
+    const int64_t r = s[0], c = s[1], ld_src = c + 3, ld_dst = r + 5;
+    const auto src = random_values<float>(r * ld_src, seed++);
+    std::vector<float> dst(c * ld_dst, -7.0f);
+    transpose(dst.data(), ld_dst, src.data(), ld_src, r, c);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < c; ++j)
+        CHECK(dst[j * ld_dst + i] == src[i * ld_src + j], "transpose " << r << "x" << c << " at " << i << "," << j);
+    for (int64_t j = 0; j < c; ++j)
+      for (int64_t i = r; i < ld_dst; ++i) CHECK(dst[j * ld_dst + i] == -7.0f, "transpose wrote past its block");
+  }
+}
+
 // Weights that give finite losses and an overflowing gradient: with W1 = 0 every h1 is softplus(0),
 // fc2's 1e23 makes every h2 about 1e25, and with out.weight = 0 the score is out.bias/σ, so each
 // loss is about 1e34 while out.weight's gradient, Σ ds·h2, is about 1e43, past float's range.
