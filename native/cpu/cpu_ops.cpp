@@ -317,15 +317,34 @@ void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamS
            static_cast<T>(1.0 / std::sqrt(bc2)), static_cast<T>(s.eps));
 }
 
+namespace {
+// Over every parameter once or more a step: in every ISA clone, like Adam.
+template <typename T>
+inline __attribute__((always_inline)) void ema_loop(T* ema, const T* p, int64_t n, T d, T rest) {
+  for (int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + rest * p[i];
+}
+template <typename T>
+inline __attribute__((always_inline)) void accumulate_loop(T* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+NCSN_ISA_CLONES
+void ema_f32(float* ema, const float* p, int64_t n, float d, float rest) { ema_loop(ema, p, n, d, rest); }
+NCSN_ISA_CLONES
+void accumulate_f32(float* dst, const float* src, int64_t n) { accumulate_loop(dst, src, n); }
+void ema_any(float* ema, const float* p, int64_t n, float d, float rest) { ema_f32(ema, p, n, d, rest); }
+void ema_any(double* ema, const double* p, int64_t n, double d, double rest) { ema_loop(ema, p, n, d, rest); }
+void accumulate_any(float* dst, const float* src, int64_t n) { accumulate_f32(dst, src, n); }
+void accumulate_any(double* dst, const double* src, int64_t n) { accumulate_loop(dst, src, n); }
+}  // namespace
+
 template <typename T>
 void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
-  const T d = static_cast<T>(decay), rest = static_cast<T>(1.0 - decay);
-  for (int64_t i = 0; i < n; ++i) ema[i] = d * ema[i] + rest * p[i];
+  ema_any(ema, p, n, static_cast<T>(decay), static_cast<T>(1.0 - decay));
 }
 
 template <typename T>
 void CpuOps<T>::accumulate(T* dst, const T* src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  accumulate_any(dst, src, n);
 }
 
 template <typename T>
