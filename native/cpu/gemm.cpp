@@ -246,7 +246,7 @@ CpuIsa cpu_isa() {
 #if NCSN_X86_64
   static const CpuIsa isa = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return CpuIsa::avx512;
+    if (NCSN_AVX512 && __builtin_cpu_supports("x86-64-v4")) return CpuIsa::avx512;
     if (__builtin_cpu_supports("x86-64-v3")) return CpuIsa::avx2;
     return CpuIsa::base;
   }();
