@@ -177,8 +177,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     c.device = get_string(o, "device", "cpu");
     c.threads = static_cast<int>(get_int(o, "threads", 0, 0));
     const std::string precision = get_string(o, "precision", "fp32");
-    if (precision != "fp32" && precision != "tf32") throw Napi::RangeError::New(env, "'precision' must be 'fp32' or 'tf32'");
-    c.tf32 = precision == "tf32";
+    if (precision != "fp32" && precision != "tf32" && precision != "bf16")
+      throw Napi::RangeError::New(env, "'precision' must be 'fp32', 'tf32' or 'bf16'");
+    c.precision = precision == "tf32" ? ncsn::Precision::tf32 : precision == "bf16" ? ncsn::Precision::bf16 : ncsn::Precision::fp32;
     Napi::Value fused = o.Get("fused");
     c.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
     c.dequantize = o.Get("dequantize").ToBoolean().Value();

@@ -40,6 +40,10 @@ struct Tensor4 {
 template <typename T>
 Tensor4<T> nchw(T* data, int64_t n, int64_t c, int64_t h, int64_t w) { return {data, n, c, h, w, c * h * w}; }
 
+// How a GPU backend multiplies in its matrix products and convolutions: FP32, or on the tensor cores
+// (compute capability 8.0 and later) with inputs rounded to TF32 or BF16 and FP32 accumulation.
+enum class Precision { fp32, tf32, bf16 };
+
 struct AdamSettings {
   double lr = 1e-3;
   double beta1 = 0.9;
@@ -68,6 +72,8 @@ class Device {
   // Rows per chunk where rows never interact (sampling), so chunking cannot change a result and
   // larger chunks spread the per-chunk work (packing the weights) over more rows.
   virtual int64_t independent_chunk_rows() const { return chunk_rows(); }
+  // Rows per chunk for a network whose scratch takes row_bytes a row (the U-Net's activations).
+  virtual int64_t chunk_rows_for(double row_bytes) const = 0;
   virtual int workers() const = 0;
   virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
 };

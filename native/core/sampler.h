@@ -70,7 +70,7 @@ inline bool cancelled(const SamplerSettings& s) { return s.cancel && s.cancel->l
 template <typename T>
 int64_t independent_chunk_rows(const Ops<T>& ops, const ScoreModel<T>& model, int64_t n) {
   const int64_t share = (n + ops.workers() - 1) / ops.workers();
-  return std::max<int64_t>(1, std::min({ops.independent_chunk_rows(), model.max_chunk_rows(), share}));
+  return std::max<int64_t>(1, std::min({ops.independent_chunk_rows(), model.max_chunk_rows(ops), share}));
 }
 
 // Inpainting (NCSN): where mask is 1 the image is known. At each level the known pixels are set to

@@ -40,7 +40,7 @@ class ScoreModel {
   }
   // The most rows one chunk may hold (an image network's activations are large); the backend's
   // own chunk size when smaller.
-  virtual int64_t max_chunk_rows() const { return INT64_MAX; }
+  virtual int64_t max_chunk_rows(const Device&) const { return INT64_MAX; }
   // Values of scratch one row needs in a chunk (activations, their gradients, statistics), for the
   // memory checks made before training or sampling allocates it.
   virtual double scratch_values_per_row() const { return 0; }

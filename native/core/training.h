@@ -119,7 +119,7 @@ class DsmTrainer {
   // the reduction over its cores.
   static constexpr int64_t GRAD_COLS = 64;
   int64_t grad_rows() const { return (model_.param_count() + GRAD_COLS - 1) / GRAD_COLS; }
-  int64_t chunk_rows() const { return std::min(ops_.chunk_rows(), model_.max_chunk_rows()); }
+  int64_t chunk_rows() const { return std::min(ops_.chunk_rows(), model_.max_chunk_rows(ops_)); }
 
   void reserve(int64_t b) {
     if (b == batch_) return;

@@ -53,12 +53,10 @@ class UNet final : public ScoreModel<T> {
     return flops;
   }
 
-  // Activations of a 28×28 image at C = 32 take about 3 MB with their gradients: a chunk of 8 keeps
-  // a worker's share of memory small without making the per-image matrix products any narrower,
-  // and larger images take fewer, down to one, so that a chunk stays near 256 MB.
-  int64_t max_chunk_rows() const override {
-    const double per_row = 4 * scratch_values_per_row();
-    return std::max<int64_t>(1, std::min<int64_t>(8, static_cast<int64_t>(256e6 / per_row)));
+  // Activations of a 28×28 image at C = 32 take about 3 MB with their gradients: the backend sizes
+  // chunks of such rows.
+  int64_t max_chunk_rows(const Device& dev) const override {
+    return dev.chunk_rows_for(sizeof(T) * scratch_values_per_row());
   }
   double scratch_values_per_row() const override {
     double values = 0;
@@ -69,7 +67,7 @@ class UNet final : public ScoreModel<T> {
   }
 
   void reserve(Ops<T>& ops, int64_t rows) override {  // the sizes of scratch_values_per_row()
-    if (!ops.image_ops()) throw std::invalid_argument("the unet has no kernels on " + ops.name() + " yet");
+    if (!ops.image_ops()) throw std::invalid_argument("the unet has no kernels on " + ops.name());
     if (static_cast<int>(acts_.size()) == ops.workers() && !acts_.empty() && acts_[0].rows >= rows) return;
     acts_.clear();
     acts_.resize(ops.workers());
@@ -143,7 +141,12 @@ class UNet final : public ScoreModel<T> {
         case Op::upsample: give(ops, a, node.in, n, [&](Tensor4<T> dx) { im.upsample2_backward(dx, g); }); break;
         case Op::residual:
           give(ops, a, node.in, n, [&](Tensor4<T> dx) {
-            for (int64_t b = 0; b < n; ++b) ops.copy(dx.channel(b, 0), g.channel(b, 0), sizeof(T) * g.c * g.plane());
+            const int64_t image = g.c * g.plane();
+            if (dx.batch_stride == image && g.batch_stride == image) {  // neither a slice: one copy (one launch on a GPU)
+              ops.copy(dx.data, g.data, sizeof(T) * image * n);
+              return;
+            }
+            for (int64_t b = 0; b < n; ++b) ops.copy(dx.channel(b, 0), g.channel(b, 0), sizeof(T) * image);
           });
           break;
       }

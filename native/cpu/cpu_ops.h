@@ -2,6 +2,7 @@
 // parallelism is across chunks of rows (run_chunks), so a chunk's activations stay in cache. The
 // image ops live in conv.cpp, norm.cpp and image_pointwise.cpp.
 #pragma once
+#include <algorithm>
 #include <memory>
 
 #include "../core/ops.h"
@@ -25,6 +26,12 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   // 256 rows of W1 activations still fit in a core's L2 and make sampling 10–20% faster than 64
   // (measured on the 2-core AVX-512 development machine).
   int64_t independent_chunk_rows() const override { return 4 * chunk_; }
+  // Large rows come 8 to a chunk, which keeps a worker's share of memory small without making the
+  // per-image matrix products any narrower, and fewer where they are larger, down to one, so that
+  // a chunk stays near 256 MB.
+  int64_t chunk_rows_for(double row_bytes) const override {
+    return std::max<int64_t>(1, std::min<int64_t>(8, static_cast<int64_t>(256e6 / row_bytes)));
+  }
   int workers() const override { return pool_->size(); }
   void run_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) override;
 

@@ -37,7 +37,8 @@ std::string kernel_image_problem(int major, int minor, const std::string& archs)
 
 // The backend on GPU `device`, after a test launch there; throws std::runtime_error naming the
 // problem when it is unusable.
-// tf32: the op-by-op matrix products on the tensor cores (compute capability 8.0 and later).
-std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32 = false);
+// precision: the op-by-op matrix products and the convolutions on the tensor cores (TF32, or BF16
+// for the convolutions), which GPUs of compute capability below 8.0 lack: they run FP32.
+std::unique_ptr<Ops<float>> make_cuda_ops(int device, Precision precision = Precision::fp32);
 
 }  // namespace ncsn

@@ -2,6 +2,7 @@
 // caching allocator. One chunk holds every row: the GPU's parallelism is inside each kernel.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "cuda_backend.h"
 #include "fused_mlp.cuh"
 #include "gemm.cuh"
+#include "image_ops.cuh"
 
 namespace ncsn {
 namespace {
@@ -260,7 +262,7 @@ class CachingAllocator {
 
 class CudaOps final : public Ops<float> {
  public:
-  CudaOps(int device, bool tf32) : device_(device), tf32_(tf32), memory_(device) {
+  CudaOps(int device, Precision precision) : device_(device), tf32_(precision == Precision::tf32), memory_(device) {
     const cudaError_t e = cudaSetDevice(device);
     if (e == cudaErrorDevicesUnavailable)
       throw std::runtime_error("cuda:" + std::to_string(device) +
@@ -269,7 +271,10 @@ class CudaOps final : public Ops<float> {
     const std::string launch_problem = test_launch();
     if (!launch_problem.empty()) throw std::runtime_error("cuda:" + std::to_string(device) + ": " + launch_problem);
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    size_t free_bytes = 0;
+    cuda_check(cudaMemGetInfo(&free_bytes, &memory_bytes_), "cudaMemGetInfo");
     fused_ = std::make_unique<FusedMlp>(device, stream_, *this);
+    image_ops_ = std::make_unique<CudaImageOps>(stream_, *this, precision);
   }
   ~CudaOps() override {
     cudaSetDevice(device_);
@@ -282,6 +287,10 @@ class CudaOps final : public Ops<float> {
   MlpFastPaths<float>* mlp_fast_paths() override {
     use();
     return fused_.get();
+  }
+  ImageOps<float>* image_ops() override {
+    use();
+    return image_ops_.get();
   }
 
   void* alloc_bytes(size_t bytes) override {
@@ -306,6 +315,11 @@ class CudaOps final : public Ops<float> {
     cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "copy on the GPU");
   }
   int64_t chunk_rows() const override { return int64_t(1) << 40; }
+  // One chunk is the GPU's whole batch, as wide as its kernels like; a quarter of the GPU's memory
+  // bounds it (sampling a thousand U-Net images at once, say).
+  int64_t chunk_rows_for(double row_bytes) const override {
+    return std::max<int64_t>(1, static_cast<int64_t>(0.25 * static_cast<double>(memory_bytes_) / row_bytes));
+  }
   int workers() const override { return 1; }
   void run_chunks(int64_t n_chunks, const std::function<void(int64_t, int)>& fn) override {
     use();
@@ -426,15 +440,17 @@ class CudaOps final : public Ops<float> {
 
   int device_;
   bool tf32_;
+  size_t memory_bytes_ = 0;
   cudaStream_t stream_ = nullptr;
   CachingAllocator memory_;
   std::unique_ptr<FusedMlp> fused_;
+  std::unique_ptr<CudaImageOps> image_ops_;
   Array<double> norm_partials_;  // NORM_BLOCKS partial sums, then the total
 };
 
 }  // namespace
 
-std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32) {
+std::unique_ptr<Ops<float>> make_cuda_ops(int device, Precision precision) {
   const GpuProbe& p = probe_gpus();
   const std::string asked = "--device cuda:" + std::to_string(device);
   if (p.devices.empty()) throw std::runtime_error(asked + ": " + p.problem);
@@ -444,7 +460,7 @@ std::unique_ptr<Ops<float>> make_cuda_ops(int device, bool tf32) {
                              std::to_string(p.devices.size() - 1) + ")"));
   const GpuInfo& g = p.devices[device];
   if (!g.usable) throw std::runtime_error(asked + " (" + g.name + "): " + g.problem);
-  return std::make_unique<CudaOps>(device, tf32 && g.cc_major >= 8);
+  return std::make_unique<CudaOps>(device, g.cc_major >= 8 ? precision : Precision::fp32);
 }
 
 }  // namespace ncsn

@@ -13,7 +13,20 @@
 
 namespace ncsn {
 
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, bool tf32, std::string& notice) {
+#ifdef NCSN_WITH_CUDA
+namespace {
+// The backend on GPU g, saying in `notice` when it has no tensor cores for the precision asked.
+std::unique_ptr<Ops<float>> gpu_backend(const GpuInfo& g, Precision precision, std::string& notice) {
+  std::unique_ptr<Ops<float>> ops = make_cuda_ops(g.index, precision);
+  if (precision != Precision::fp32 && g.cc_major < 8)
+    notice = "--precision " + std::string(precision == Precision::tf32 ? "tf32" : "bf16") + " needs compute capability 8.0 (" +
+             g.name + " has " + std::to_string(g.cc_major) + "." + std::to_string(g.cc_minor) + "); using fp32";
+  return ops;
+}
+}  // namespace
+#endif
+
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, Precision precision, std::string& notice) {
   if (device == "cpu") return std::make_unique<CpuOps<float>>(threads);
   const bool gpu = device == "cuda" || device.rfind("cuda:", 0) == 0;
   if (device != "auto" && !gpu) throw std::invalid_argument("unknown device '" + device + "' (auto, cpu, cuda, cuda:N)");
@@ -27,12 +40,15 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
 #ifdef NCSN_WITH_CUDA
   const GpuProbe& p = probe_gpus();
   if (gpu && p.devices.empty()) throw std::invalid_argument("--device " + device + ": " + p.problem);
-  if (gpu) return make_cuda_ops(index, tf32);
+  if (gpu) {
+    if (index >= static_cast<int>(p.devices.size())) return make_cuda_ops(index, precision);  // which names the GPUs there are
+    return gpu_backend(p.devices[index], precision, notice);
+  }
   std::string why = p.problem;
   for (const GpuInfo& g : p.devices) {
     if (!g.usable) continue;
     try {
-      return make_cuda_ops(g.index, tf32);
+      return gpu_backend(g, precision, notice);
     } catch (const std::runtime_error& e) {  // its test launch failed, or it is taken: try the next
       why = e.what();
     }
@@ -43,7 +59,7 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
   notice = "this build has no CUDA backend; using the CPU";
 #endif
   (void)index;
-  (void)tf32;
+  (void)precision;
   return std::make_unique<CpuOps<float>>(threads);
 }
 
@@ -104,13 +120,10 @@ Model::Model(const ModelConfig& config) {
   int64_t params = 0;
   config_ = checked_config(config, params);
   const bool exact = config_.kind == "exact:mixture", unet = config_.kind == "unet";
-  ops_ = make_backend(config.device, config.threads, config.tf32, notice_);
-  if (unet && !ops_->image_ops()) {
-    if (config.device != "auto")
-      throw std::invalid_argument("--model unet has no kernels on " + ops_->name() + " yet; use --device cpu");
-    ops_ = make_backend("cpu", config.threads, false, notice_);
-    notice_ = "the U-Net has no GPU kernels yet; using the CPU";
-  }
+  if (config.precision == Precision::bf16 && !unet)
+    throw std::invalid_argument("--precision bf16 is for the U-Net's convolutions; the " + config_.kind +
+                                " takes fp32 or tf32");
+  ops_ = make_backend(config.device, config.threads, config.precision, notice_);
   // the weights, their EMA, Adam's two moments, and the zeros that start three of them
   if (ops_->name() == "cpu") check_host_memory(5.0 * sizeof(float) * static_cast<double>(params), "a model of " + std::to_string(params) + " parameters");
 
@@ -193,7 +206,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   // the batch, its noise, its perturbed copy, the score and its gradient
   if (ops_->name() == "cpu") {
     check_host_memory(5.0 * sizeof(float) * static_cast<double>(batch_values), batch_text);
-    check_scratch_memory(std::min(batch, std::min(ops_->chunk_rows(), model_->max_chunk_rows())), "training");
+    check_scratch_memory(std::min(batch, std::min(ops_->chunk_rows(), model_->max_chunk_rows(*ops_))), "training");
   }
   TrainSettings ts;
   ts.batch = batch;

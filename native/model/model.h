@@ -25,7 +25,8 @@ struct ModelConfig {
   double ema_decay = 0.999;
   std::string device = "cpu";
   int threads = 0;
-  bool tf32 = false;   // CUDA: op-by-op matrix products on the tensor cores
+  // CUDA: the op-by-op matrix products (tf32) and the convolutions (tf32, bf16) on the tensor cores
+  Precision precision = Precision::fp32;
   bool fused = true;   // CUDA: the fused training kernel where the shape allows
   bool dequantize = false;  // the data are 8-bit pixels in [0, 1]: dequantise every batch (NCSN)
   // exact:mixture only
@@ -76,7 +77,7 @@ std::vector<ParamTensor> layout_of(const ModelConfig& config);
 
 // "cpu", "cuda", "cuda:N" or "auto" (the first usable GPU, else the CPU). `notice` says why auto
 // fell back to the CPU.
-std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, bool tf32, std::string& notice);
+std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads, Precision precision, std::string& notice);
 
 class Model {
  public:

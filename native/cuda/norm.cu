@@ -1,0 +1,233 @@
+// CondInstanceNorm++ on the GPU, the same arithmetic as native/cpu/norm.cpp (whose header gives the
+// formulas) in three steps each way:
+//   forward   1. a block per (image, channel) sums its plane in double: μ_k, then Σ (x − μ_k)²
+//             2. a thread per image takes m and v over its channels, in channel order, and the
+//                affine map of every channel, y_k = (x_k − μ_k)·scale_k + shift_k
+//             3. a thread per element applies it
+//   backward  1. a block per (image, channel): Σ g and Σ g·x̂ in double
+//             2. a thread per image: dμ_k, and the coefficients of dx_k
+//             3. a thread per (level, channel) adds dγ, dβ, dα over the images in image order;
+//                a thread per element writes dx
+// Block sums reduce in a fixed tree and no float atomics are used: a run repeats bit for bit.
+#include <stdexcept>
+
+#include "check.cuh"
+#include "image_ops.cuh"
+
+namespace ncsn {
+namespace {
+
+constexpr int THREADS = 256;
+constexpr double EPS = 1e-5;
+
+unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + THREADS - 1) / THREADS;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 32 ? 65535 * 32 : b));
+}
+
+#define GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// The plane of channel k of image b, and the geometry to find it.
+struct Planes {
+  const float* data;
+  int64_t c, plane, batch_stride;
+  __device__ const float* at(int64_t b, int64_t k) const { return data + b * batch_stride + k * plane; }
+};
+Planes planes(const Tensor4<float>& t) { return {t.data, t.c, t.plane(), t.batch_stride}; }
+
+// Every thread gets the block's sum of v; the tree's shape depends on THREADS alone.
+__device__ double block_sum(double v, double* shared) {
+  __syncthreads();  // the previous call's readers are done with shared[0]
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int half = THREADS / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    __syncthreads();
+  }
+  return shared[0];
+}
+
+// grid (c, n): mean[b·c + k] = μ_k in double; stats[2k] = μ_k and stats[2k + 1] = 1/s_k in float.
+__global__ void __launch_bounds__(THREADS) norm_moments_k(Planes x, double* mean, float* stats) {
+  __shared__ double shared[THREADS];
+  const int64_t k = blockIdx.x, b = blockIdx.y, n = x.plane;
+  const float* p = x.at(b, k);
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += THREADS) s += p[i];
+  const double mu = block_sum(s, shared) / static_cast<double>(n);
+  double sq = 0;
+  for (int64_t i = threadIdx.x; i < n; i += THREADS) sq += (p[i] - mu) * (p[i] - mu);
+  const double s2 = block_sum(sq, shared);
+  if (threadIdx.x == 0) {
+    float* st = stats + b * (2 * x.c + 2);
+    mean[b * x.c + k] = mu;
+    st[2 * k] = static_cast<float>(mu);
+    st[2 * k + 1] = static_cast<float>(1.0 / sqrt(s2 / static_cast<double>(n) + EPS));
+  }
+}
+
+// A thread per image: m, 1/v, and each channel's affine map affine[2k] = scale, [2k + 1] = shift,
+// rounded where the CPU rounds.
+__global__ void norm_affine_maps_k(const double* mean, float* stats, float* affine, const float* embed,
+                                   const int32_t* level, int64_t n, int64_t c) {
+  GRID_STRIDE(b, n) {
+    float* st = stats + b * (2 * c + 2);
+    double m = 0;
+    for (int64_t k = 0; k < c; ++k) m += mean[b * c + k];
+    m /= static_cast<double>(c);
+    double spread = 0;
+    for (int64_t k = 0; k < c; ++k) spread += (st[2 * k] - m) * (st[2 * k] - m);
+    const double inv_v = 1.0 / sqrt(spread / static_cast<double>(c - 1) + EPS);
+    st[2 * c] = static_cast<float>(m);
+    st[2 * c + 1] = static_cast<float>(inv_v);
+    const float* gamma = embed + static_cast<int64_t>(level[b]) * 3 * c;
+    const float *beta = gamma + c, *alpha = gamma + 2 * c;
+    for (int64_t k = 0; k < c; ++k) {
+      affine[(b * c + k) * 2] = gamma[k] * st[2 * k + 1];
+      affine[(b * c + k) * 2 + 1] = beta[k] + alpha[k] * static_cast<float>((st[2 * k] - m) * inv_v);
+    }
+  }
+}
+
+// Element i of the logical n × c × plane tensor: y = (x − μ)·scale + shift.
+__global__ void norm_apply_k(float* y, int64_t y_stride, Planes x, const float* stats, const float* affine, int64_t total) {
+  GRID_STRIDE(i, total) {
+    const int64_t q = i % x.plane, bk = i / x.plane, b = bk / x.c, k = bk % x.c;
+    const float mu = stats[b * (2 * x.c + 2) + 2 * k];
+    y[b * y_stride + k * x.plane + q] = (x.at(b, k)[q] - mu) * affine[2 * bk] + affine[2 * bk + 1];
+  }
+}
+
+// grid (c, n): sums[2(b·c + k)] = Σ g, [+ 1] = Σ g·(x − μ)/s, in double.
+__global__ void __launch_bounds__(THREADS) norm_gradient_sums_k(Planes dy, Planes x, const float* stats, double* sums) {
+  __shared__ double shared[THREADS];
+  const int64_t k = blockIdx.x, b = blockIdx.y, n = x.plane;
+  const float* st = stats + b * (2 * x.c + 2);
+  const double mu = st[2 * k], inv_s = st[2 * k + 1];
+  const float *g = dy.at(b, k), *p = x.at(b, k);
+  double sg = 0, sgx = 0;
+  for (int64_t i = threadIdx.x; i < n; i += THREADS) {
+    sg += g[i];
+    sgx += g[i] * (p[i] - mu) * inv_s;
+  }
+  sg = block_sum(sg, shared);
+  sgx = block_sum(sgx, shared);
+  if (threadIdx.x == 0) {
+    sums[2 * (b * x.c + k)] = sg;
+    sums[2 * (b * x.c + k) + 1] = sgx;
+  }
+}
+
+// A thread per image: dμ through the channel statistics, and coefficients such that
+// dx = scale·(g − mean_g − x̂·mean_gx) + shift: coef[4k…4k+3] = scale, mean_g, mean_gx, shift.
+__global__ void norm_input_coefficients_k(const double* sums, const float* stats, const float* embed,
+                                          const int32_t* level, float* coef, int64_t n, int64_t c, int64_t plane) {
+  GRID_STRIDE(b, n) {
+    const float* st = stats + b * (2 * c + 2);
+    const double m = st[2 * c], inv_v = st[2 * c + 1];
+    const float* gamma = embed + static_cast<int64_t>(level[b]) * 3 * c;
+    const float* alpha = gamma + 2 * c;
+    const double* s = sums + 2 * b * c;
+    double da_mean = 0, da_u = 0;
+    for (int64_t k = 0; k < c; ++k) {
+      const double u = st[2 * k] - m, da = alpha[k] * s[2 * k];
+      da_mean += da;
+      da_u += da * u;
+    }
+    da_mean /= static_cast<double>(c);
+    for (int64_t k = 0; k < c; ++k) {
+      const double u = st[2 * k] - m, da = alpha[k] * s[2 * k];
+      const double dmu = (da - da_mean) * inv_v - u * da_u * inv_v * inv_v * inv_v / static_cast<double>(c - 1);
+      float* out = coef + 4 * (b * c + k);
+      out[0] = static_cast<float>(gamma[k] * static_cast<double>(st[2 * k + 1]));
+      out[1] = static_cast<float>(s[2 * k] / static_cast<double>(plane));
+      out[2] = static_cast<float>(s[2 * k + 1] / static_cast<double>(plane));
+      out[3] = static_cast<float>(dmu / static_cast<double>(plane));
+    }
+  }
+}
+
+__global__ void norm_input_gradient_k(float* dx, int64_t dx_stride, Planes dy, Planes x, const float* stats,
+                                      const float* coef, int64_t total) {
+  GRID_STRIDE(i, total) {
+    const int64_t q = i % x.plane, bk = i / x.plane, b = bk / x.c, k = bk % x.c;
+    const float* st = stats + b * (2 * x.c + 2);
+    const float* cf = coef + 4 * bk;
+    const float xhat = (x.at(b, k)[q] - st[2 * k]) * st[2 * k + 1];
+    dx[b * dx_stride + k * x.plane + q] = cf[0] * (dy.at(b, k)[q] - cf[1] - xhat * cf[2]) + cf[3];
+  }
+}
+
+// A thread per (level, channel), adding the images of that level in image order, in float as the
+// CPU does; zero for levels no image has.
+__global__ void norm_embed_gradient_k(float* dembed, int64_t levels, const double* sums, const float* stats,
+                                      const int32_t* level, int64_t n, int64_t c) {
+  GRID_STRIDE(i, levels * c) {
+    const int64_t l = i / c, k = i % c;
+    float dgamma = 0, dbeta = 0, dalpha = 0;
+    for (int64_t b = 0; b < n; ++b) {
+      if (level[b] != l) continue;
+      const float* st = stats + b * (2 * c + 2);
+      const double sg = sums[2 * (b * c + k)], sgx = sums[2 * (b * c + k) + 1];
+      const double u = static_cast<double>(st[2 * k]) - st[2 * c];
+      dgamma += static_cast<float>(sgx);
+      dbeta += static_cast<float>(sg);
+      dalpha += static_cast<float>(u * static_cast<double>(st[2 * c + 1]) * sg);
+    }
+    float* row = dembed + l * 3 * c;
+    row[k] = dgamma;
+    row[c + k] = dbeta;
+    row[2 * c + k] = dalpha;
+  }
+}
+
+void check_norm(const Tensor4<float>& y, const Tensor4<float>& x) {
+  if (y.n != x.n || y.c != x.c || y.h != x.h || y.w != x.w)
+    throw std::invalid_argument("cond_instance_norm: the output shape differs from the input's");
+  if (x.c < 2) throw std::invalid_argument("cond_instance_norm: needs at least 2 channels (the channel variance)");
+  if (x.c > 65535 * 32 || x.n > 65535) throw std::invalid_argument("cond_instance_norm: more channels or images than one launch covers");
+}
+
+}  // namespace
+
+void CudaImageOps::cond_instance_norm_forward(Tensor4<float> y, Tensor4<float> x, const float* embed,
+                                              const int32_t* level, float* stats) {
+  check_norm(y, x);
+  if (x.n == 0) return;
+  const int64_t n = x.n, c = x.c;
+  Array<double> mean(memory_, n * c);
+  Array<float> affine(memory_, n * c * 2);
+  norm_moments_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), THREADS, 0, stream_>>>(planes(x), mean.data(), stats);
+  launch_check("cond_instance_norm_forward (moments)");
+  norm_affine_maps_k<<<blocks_for(n), THREADS, 0, stream_>>>(mean.data(), stats, affine.data(), embed, level, n, c);
+  launch_check("cond_instance_norm_forward (channel statistics)");
+  norm_apply_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(y.data, y.batch_stride, planes(x), stats, affine.data(), x.size());
+  launch_check("cond_instance_norm_forward");
+}
+
+void CudaImageOps::cond_instance_norm_backward(Tensor4<float> dx, float* dembed, int64_t levels, Tensor4<float> dy,
+                                               Tensor4<float> x, const float* embed, const int32_t* level,
+                                               const float* stats) {
+  check_norm(dy, x);
+  if (dx.data) check_norm(dx, x);
+  const int64_t n = x.n, c = x.c;
+  Array<double> sums(memory_, n * c * 2);
+  if (n > 0) {
+    norm_gradient_sums_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), THREADS, 0, stream_>>>(
+        planes(dy), planes(x), stats, sums.data());
+    launch_check("cond_instance_norm_backward (sums)");
+  }
+  norm_embed_gradient_k<<<blocks_for(levels * c), THREADS, 0, stream_>>>(dembed, levels, sums.data(), stats, level, n, c);
+  launch_check("cond_instance_norm_backward (embedding)");
+  if (!dx.data || n == 0) return;
+  Array<float> coef(memory_, n * c * 4);
+  norm_input_coefficients_k<<<blocks_for(n), THREADS, 0, stream_>>>(sums.data(), stats, embed, level, coef.data(), n, c,
+                                                                    x.plane());
+  launch_check("cond_instance_norm_backward (coefficients)");
+  norm_input_gradient_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(dx.data, dx.batch_stride, planes(dy), planes(x),
+                                                                      stats, coef.data(), x.size());
+  launch_check("cond_instance_norm_backward");
+}
+
+}  // namespace ncsn
