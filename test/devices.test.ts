@@ -36,9 +36,27 @@ describe('device selection', () => {
   });
 });
 
+describe('precision', () => {
+  it('keeps bf16 for the U-Net, whose convolutions have BF16 kernels', () => {
+    expect(() => NcsnModel.create({ sigmas: [2, 1], precision: 'bf16', device: 'cpu' })).toThrow(/bf16 is for the U-Net/);
+  });
+});
+
 describe.skipIf(gpus.length === 0)('on the GPU', () => {
   it('reports out-of-memory as an error, not a crash', async () => {
     const model = NcsnModel.create({ sigmas: geometricSigmas(20, 1, 10), device: 'cuda' });
     await expect(model.sample({ n: 2_000_000_000, stepsPerLevel: 1 })).rejects.toThrow(/memory|too large|'n'/);
+  });
+
+  it('trains and samples the U-Net in every precision (native/tests/cuda_parity.cpp checks the numbers)', async () => {
+    const image = { channels: 1, height: 8, width: 8, low: 0, high: 1 };
+    const data = { data: new Float32Array(64 * 64).map((_, i) => (i % 64 < 32 === (Math.floor(i / 64) % 2 === 0) ? 1 : 0)), rows: 64, dim: 64 };
+    for (const precision of ['fp32', 'tf32', 'bf16'] as const) {
+      const model = NcsnModel.create({ model: 'unet', channels: 4, image, dataDim: 64, sigmas: geometricSigmas(1, 0.01, 3), device: 'cuda', precision });
+      expect(model.backend).toBe('cuda:0');
+      await model.train(data, { steps: 5, batchSize: 16 });
+      const samples = await model.sample({ n: 4, stepsPerLevel: 2 });
+      expect(samples.every(Number.isFinite)).toBe(true);
+    }
   });
 });

@@ -387,7 +387,7 @@ TEST(cuda_tf32_matmul_within_its_bound) {
   gpu();
   const GpuProbe& p = probe_gpus();
   if (p.devices[0].cc_major < 8) throw test::Skip("TF32 needs compute capability 8.0");
-  auto tf32 = make_cuda_ops(0, true);
+  auto tf32 = make_cuda_ops(0, Precision::tf32);
   const int64_t m = 300, k = 128, n = 128;
   Vec x = random_values<float>(m * k, 50), w = random_values<float>(n * k, 51), y(m * n);
   cpu().matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
@@ -400,6 +400,76 @@ TEST(cuda_tf32_matmul_within_its_bound) {
   // TF32 keeps 10 mantissa bits of each input: with inputs in [−1, 1], |error| ≤ K·2⁻¹⁰
   for (int64_t i = 0; i < m * n; ++i)
     CHECK(std::fabs(out[i] - y[i]) <= k * std::ldexp(1.0, -10), "tf32 matmul[" << i << "]: " << out[i] << " vs " << y[i]);
+}
+
+namespace {
+// 64 copies of two 8×8 images (as unet_test.cpp trains on the CPU) and a U-Net of C = 4 on them.
+ModelConfig small_unet(const char* device) {
+  ModelConfig c;
+  c.kind = "unet";
+  c.unet = UNetShape{1, 8, 8, 4, 0};
+  c.sigmas = {1.0, 0.3, 0.1};
+  c.seed = 7;
+  c.device = device;
+  c.threads = 1;
+  return c;
+}
+
+Vec two_images() {
+  Vec data(64 * 64);
+  for (int64_t r = 0; r < 64; ++r)
+    for (int64_t i = 0; i < 64; ++i) data[r * 64 + i] = ((i / 8 < 4) == (r % 2 == 0)) ? 1.0f : 0.0f;
+  return data;
+}
+
+std::vector<NamedTensor> train_small_unet(const char* device, std::vector<double>& losses) {
+  Model model(small_unet(device));
+  const Vec data = two_images();
+  model.set_data(data.data(), 64, 64);
+  model.train(20, 16, 1, [&](const TrainProgress& p) {
+    losses.push_back(p.loss);
+    return true;
+  });
+  return model.tensors();
+}
+}  // namespace
+
+TEST(cuda_unet_training_follows_the_cpu) {
+  gpu();
+  std::vector<double> lg, lc;
+  const auto g = train_small_unet("cuda", lg), c = train_small_unet("cpu", lc);
+  // The same draws and the same updates; the GPU sums the batch in one chunk where the CPU takes two
+  // of 8, and Adam moves a near-zero gradient's weight by ±lr whatever its size, hence 2·lr.
+  for (size_t i = 0; i < lg.size(); ++i)
+    CHECK(std::fabs(lg[i] - lc[i]) <= 1e-4 * std::fabs(lc[i]), "loss at step " << i + 1 << ": " << lg[i] << " vs " << lc[i]);
+  for (size_t t = 0; t < g.size(); ++t) expect_close(g[t].name.c_str(), g[t].data, c[t].data, 2e-3);
+}
+
+TEST(cuda_unet_training_repeats_bit_for_bit) {
+  gpu();
+  std::vector<double> la, lb;
+  const auto a = train_small_unet("cuda", la), b = train_small_unet("cuda", lb);
+  CHECK(la == lb, "two runs with one seed report different losses");
+  for (size_t t = 0; t < a.size(); ++t) CHECK(a[t].data == b[t].data, a[t].name << " differs between two runs");
+}
+
+TEST(cuda_unet_sampling_follows_the_cpu) {
+  gpu();
+  auto run = [](const char* device) {
+    Model model(small_unet(device));
+    SampleRequest r;
+    r.n = 10;
+    r.init_low = 0;
+    r.init_high = 1;
+    r.sampler.steps_per_level = 3;
+    r.sampler.step_lr = 1e-3;  // α_1 = 0.1
+    r.sampler.seed = 14;
+    r.sampler.denoise = true;
+    std::vector<float> out;
+    model.sample(r, out, [](const SampleProgress&) { return true; });
+    return out;
+  };
+  expect_close("unet sampling", run("cuda"), run("cpu"), 1e-4);
 }
 
 TEST(kernel_images_follow_cuda_compatibility_rules) {

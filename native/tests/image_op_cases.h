@@ -2,6 +2,8 @@
 // the harness's buffers and runs one op forward and backward. The tests run them at small sizes,
 // native/bench/image_ops.cpp at the U-Net's.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,8 @@ namespace ncsn::test {
 
 // y = conv3x3(x) + b. With `slice`, x is channels [1, 1 + ci) of a tensor two channels wider and
 // dx a slice of its gradient: a concatenation read in place.
+// Every output, input gradient and weight gradient is a sum of at most terms() products of two
+// values in [−1, 1]; the float tolerance is that many roundings of 2⁻²³ (1e-5 at least).
 struct Conv3x3 {
   int64_t n, ci, co, h, w;
   int stride;
@@ -19,8 +23,7 @@ struct Conv3x3 {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = true;
-  double float_tolerance = 1e-5;
+  double float_tolerance;
 
   Conv3x3(int64_t n_, int64_t ci_, int64_t co_, int64_t h_, int64_t w_, int stride_, bool slice_ = false)
       : n(n_), ci(ci_), co(co_), h(h_), w(w_), stride(stride_), slice(slice_) {
@@ -28,6 +31,15 @@ struct Conv3x3 {
            std::to_string(w) + " stride " + std::to_string(stride) + (slice ? " from a channel slice" : "");
     inputs = {{n * (ci + (slice ? 2 : 0)) * h * w}, {co * ci * 9, -0.5, 0.5}, {co}};
     out_size = n * co * ho() * wo();
+    float_tolerance = std::max(1e-5, static_cast<double>(terms()) * std::ldexp(1.0, -23));
+  }
+  int64_t terms() const { return std::max({ci * 9, co * 9, n * ho() * wo()}); }
+  // On the tensor cores each product's two inputs are rounded to 10 (TF32) or 7 (BF16) fraction
+  // bits, a relative error of at most 2⁻¹⁰ or 2⁻⁷ per product (two roundings of 2⁻¹¹ or 2⁻⁸);
+  // the bound is twice that over terms() products, which also covers the FP32 accumulation.
+  double tolerance(Precision p) const {
+    if (p == Precision::fp32) return float_tolerance;
+    return static_cast<double>(terms()) * std::ldexp(1.0, p == Precision::tf32 ? -9 : -6);
   }
   int64_t ho() const { return (h - 1) / stride + 1; }
   // forward FLOPs (an FMA counts 2); the backward does twice as many (dx and dW)
@@ -56,7 +68,6 @@ struct CondInstanceNorm {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size;
   std::vector<int32_t> level;
-  bool image_op = true;
   double float_tolerance = 1e-5;
 
   CondInstanceNorm(int64_t n_, int64_t c_, int64_t h_, int64_t w_, int64_t levels_)
@@ -84,7 +95,6 @@ struct Elu {
   std::vector<OpInput> inputs = {{n * c * h * w, -3, 3}};
   int64_t out_size = n * c * h * w, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = true;
   double float_tolerance = 1e-6;
 
   template <typename T>
@@ -105,7 +115,6 @@ struct Upsample2Concat {
   std::vector<OpInput> inputs = {{n * c * h * w}, {n * 2 * 4 * h * w}};
   int64_t out_size = n * wide * 4 * h * w, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = true;
   double float_tolerance = 1e-7;
 
   template <typename T>
@@ -129,7 +138,6 @@ struct AddInto {
   std::vector<OpInput> inputs = {{n * c * h * w}, {n * c * h * w}};
   int64_t out_size = n * c * h * w, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = true;
   double float_tolerance = 1e-7;
 
   template <typename T>

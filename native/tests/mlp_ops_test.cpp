@@ -19,7 +19,6 @@ struct Matmul {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = false;
   double float_tolerance;
 
   Matmul(int64_t m_, int64_t k_, int64_t n_) : m(m_), k(k_), n(n_) {
@@ -45,7 +44,6 @@ struct AddBias {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = false;
   double float_tolerance = 1e-6;
 
   AddBias(int64_t m_, int64_t n_, int64_t levels_) : m(m_), n(n_), levels(levels_) {
@@ -72,7 +70,6 @@ struct Softplus {
   std::vector<OpInput> inputs = {{m * n, -40, 40}};
   int64_t out_size = m * n, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = false;
   double float_tolerance = 1e-6;
 
   template <typename T>
@@ -92,7 +89,6 @@ struct ScaleByLevel {
   std::vector<OpInput> inputs = {{m * n}, {levels, 0.1, 3, true}};
   int64_t out_size = m * n, scratch_size = 0;
   std::vector<int32_t> level = levels_of(m, 4);
-  bool image_op = false;
   double float_tolerance = 1e-6;
 
   template <typename T>

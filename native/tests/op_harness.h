@@ -222,25 +222,42 @@ void check_float_against_double(const Case& c) {
   }
 }
 
+inline const char* precision_name(Precision p) {
+  return p == Precision::fp32 ? "fp32" : p == Precision::tf32 ? "tf32" : "bf16";
+}
+
+// The CUDA backend in `precision` against the CPU in float, within `tolerance` (as expect_near
+// reads it); skipped where no GPU is usable, or where it has no tensor cores for the precision.
 template <typename Case>
-void check_cuda_against_cpu(const Case& c) {
+void check_cuda_against_cpu(const Case& c, Precision precision, double tolerance) {
 #ifdef NCSN_WITH_CUDA
   const GpuProbe& p = probe_gpus();
   if (!p.problem.empty()) throw Skip("no usable GPU: " + p.problem);
-  static std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0);
-  if (c.image_op && !gpu->image_ops()) throw Skip("the CUDA backend has no kernels for the image ops yet");
+  if (precision != Precision::fp32 && p.devices[0].cc_major < 8)
+    throw Skip(std::string(precision_name(precision)) + " needs compute capability 8.0");
+  static std::unique_ptr<Ops<float>> gpus[3];
+  std::unique_ptr<Ops<float>>& gpu = gpus[static_cast<int>(precision)];
+  if (!gpu) gpu = make_cuda_ops(0, precision);
   CpuOps<float> cpu(1);
   const auto inputs = random_inputs(c, 303);
   const auto r = random_values<double>(static_cast<size_t>(c.out_size), 97);
   const OpResult got = run_case(*gpu, c, inputs, r), want = run_case(cpu, c, inputs, r);
-  expect_near(c.name + ": CUDA forward", got.out, want.out, c.float_tolerance);
+  const std::string on = c.name + ": CUDA " + precision_name(precision);
+  expect_near(on + " forward", got.out, want.out, tolerance);
   for (size_t k = 0; k < got.grad.size(); ++k)
     if (!ForwardOnly<Case>::value && !c.inputs[k].constant)
-      expect_near(c.name + ": CUDA gradient of input " + std::to_string(k), got.grad[k], want.grad[k], c.float_tolerance);
+      expect_near(on + " gradient of input " + std::to_string(k), got.grad[k], want.grad[k], tolerance);
 #else
   (void)c;
+  (void)precision;
+  (void)tolerance;
   throw Skip("this build has no CUDA backend");
 #endif
+}
+
+template <typename Case>
+void check_cuda_against_cpu(const Case& c) {
+  check_cuda_against_cpu(c, Precision::fp32, c.float_tolerance);
 }
 
 }  // namespace ncsn::test
