@@ -14,11 +14,13 @@ export { LIMITS } from './limits.js';
 
 /**
  * 'mlp': the noise-conditional MLP of W1, for points. 'unet': the conditional U-Net of W2, for
- * images (CPU only in this version). 'exact:mixture': the exact score of a Gaussian mixture.
+ * images. 'exact:mixture': the exact score of a Gaussian mixture.
  */
 export type ModelKind = 'mlp' | 'unet' | 'exact:mixture';
 /** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+/** How a GPU multiplies: FP32, or on the tensor cores with TF32 or BF16 inputs and FP32 accumulation. */
+export type Precision = 'fp32' | 'tf32' | 'bf16';
 
 /**
  * 'ald': annealed Langevin dynamics (NCSN). 'pc': the VE predictor-corrector sampler (Song et al.
@@ -93,8 +95,11 @@ export type ModelOptions = Partial<Omit<ModelConfig, 'sampling' | 'mixture'>> & 
 
 /** How a model computes on a GPU; it does not change what the model is. */
 export interface BackendOptions {
-  /** 'tf32' runs the op-by-op matrix products on the tensor cores (the fused kernels are FP32). */
-  precision?: 'fp32' | 'tf32';
+  /**
+   * 'tf32' runs the op-by-op matrix products and the U-Net's convolutions on the tensor cores (the
+   * fused MLP kernels are FP32); 'bf16' the U-Net's convolutions, with FP32 accumulation.
+   */
+  precision?: Precision;
   /** Use the fused training kernel where the model's shape allows (default true). */
   fused?: boolean;
 }

@@ -26,7 +26,7 @@ export interface NativeModelConfig extends NativeNetworkConfig {
   emaDecay?: number;
   device?: string;
   threads?: number;
-  precision?: 'fp32' | 'tf32';
+  precision?: 'fp32' | 'tf32' | 'bf16';
   fused?: boolean;
   mixtureMeans?: number[];
   mixtureWeights?: number[];

@@ -1,7 +1,7 @@
 // `ncsn-cuda bench`: the speed figures of a workload of docs/workloads.md, as one JSON line, with
 // the arithmetic rate they amount to (the matrix products and convolutions; training counts three
 // forward passes, the forward and the two products of the backward).
-import { NcsnModel, type Device } from '../index.js';
+import { NcsnModel, info, type Device, type Precision } from '../index.js';
 import { addon } from '../native.js';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { geometricSigmas } from '../schedule.js';
@@ -10,7 +10,7 @@ export interface BenchFlags {
   workload: 'w1' | 'w2';
   device: Device;
   repeats: number;
-  precision: 'fp32' | 'tf32';
+  precision: Precision;
 }
 
 // The best rate of `repeats` timings of run(), which does `count` units of work.
@@ -58,28 +58,31 @@ function w1(flags: BenchFlags): Workload {
 }
 
 function w2(flags: BenchFlags): Workload {
-  // W2: MNIST, σ 1 → 0.01 over 10 levels, the U-Net with C = 32 at batch 32 (its CPU size; the
-  // U-Net has no GPU kernels yet), a sampling step over the same batch.
+  // W2: MNIST, σ 1 → 0.01 over 10 levels, the U-Net with C = 32 at batch 32 on a CPU and C = 64 at
+  // batch 128 on a GPU, a sampling step over the same batch.
+  const gpu = flags.device !== 'cpu' && (flags.device !== 'auto' || info().devices.some((d) => d.usable));
+  const batch = gpu ? 128 : 32;
   const data = loadDataset('mnist', { seed: 0 });
   const model = NcsnModel.create({
     model: 'unet',
-    channels: 32,
+    channels: gpu ? 64 : 32,
     image: data.image!,
     dataDim: data.dim,
     sigmas: geometricSigmas(1, 0.01, 10),
     dequantize: true,
     device: flags.device,
+    precision: flags.precision,
   });
   return {
     model,
     data,
-    batch: 32,
-    trainSteps: 5,
-    particles: 32,
-    stepsPerLevel: 1,
+    batch,
+    trainSteps: gpu ? 20 : 5,
+    particles: batch,
+    stepsPerLevel: gpu ? 5 : 1,
     trainKey: 'train_images_per_s',
     sampleKey: 'sample_image_steps_per_s',
-    trainUnitsPerStep: 32,
+    trainUnitsPerStep: batch,
   };
 }
 

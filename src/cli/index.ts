@@ -36,7 +36,7 @@ function program(): Command {
   p.command('train')
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
     .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}; mnist or mnist:test (MNIST's 60,000 training or 10,000 test digits); an IDX file of images (plain or .gz), a .png or a folder of .png images; or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
-    .addOption(new Option('--model <kind>', "score model: mlp (W1's noise-conditional MLP), unet (W2's conditional U-Net, for images; CPU only for now), or exact:mixture (the exact score of toy:mixture, no training) (default: unet for MNIST, IDX and PNG images, else mlp)").choices(['mlp', 'unet', 'exact:mixture']))
+    .addOption(new Option('--model <kind>', "score model: mlp (W1's noise-conditional MLP), unet (W2's conditional U-Net, for images), or exact:mixture (the exact score of toy:mixture, no training) (default: unet for MNIST, IDX and PNG images, else mlp)").choices(['mlp', 'unet', 'exact:mixture']))
     .option('--channels <C>', "the U-Net's base width C (default: 32)", positiveInt)
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 20,000 for the other toys)', positiveInt)
     .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
@@ -104,7 +104,7 @@ function program(): Command {
     .addOption(new Option('--workload <name>', 'workload: w1 (the toy mixture and the MLP) or w2 (MNIST and the U-Net)').choices(['w1', 'w2']).default('w1'))
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
-    .addOption(new Option('--precision <p>', 'GPU matrix products: fp32, or tf32 on the tensor cores').choices(['fp32', 'tf32']).default('fp32'))
+    .addOption(new Option('--precision <p>', 'GPU matrix products and convolutions: fp32, or tf32 or bf16 (convolutions only) on the tensor cores').choices(['fp32', 'tf32', 'bf16']).default('fp32'))
     .action(async (o) => {
       process.exitCode = await bench(o);
     });
