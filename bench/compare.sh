@@ -3,9 +3,10 @@
 # one sitting, alternating so that both see the same load; prints each run's JSON line and then
 # the ratios of the best figures.
 #   bash bench/compare.sh [workload] [rounds] [device] [precision]   (defaults: w1, 3 rounds, cpu, fp32)
-# W1 runs bench/torch_w1.py, W2 bench/torch_w2.py (CPU only: the U-Net has no GPU kernels yet).
-# On a GPU, fp32 is compared with PyTorch with TF32 off, tf32 with PyTorch with TF32 on.
-# PYTHON picks the interpreter with torch (default /usr/bin/python3, Debian's python3-torch).
+# W1 runs bench/torch_w1.py, W2 bench/torch_w2.py. On a GPU, fp32 is compared with PyTorch with
+# TF32 off, tf32 and bf16 with PyTorch with TF32 on; TORCH_COMPILE=on runs W2's peer under
+# torch.compile. PYTHON picks the interpreter with torch (default /usr/bin/python3, Debian's
+# python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workload=${1:-w1}
@@ -14,14 +15,15 @@ device=${3:-cpu}
 precision=${4:-fp32}
 python=${PYTHON:-/usr/bin/python3}
 threads=$(node -p "require('os').availableParallelism()")
+tf32=off
+[ "$precision" = fp32 ] || tf32=on
+peer_device=cpu
+[ "$device" = cpu ] || peer_device=cuda
 case $workload in
   w1)
-    tf32=off
-    [ "$precision" = tf32 ] && tf32=on
-    peer=(bench/torch_w1.py --device "$device" --threads "$threads" --tf32 "$tf32") ;;
+    peer=(bench/torch_w1.py --device "$peer_device" --threads "$threads" --tf32 "$tf32") ;;
   w2)
-    [ "$device" = cpu ] || { echo "compare.sh: w2 runs on the CPU only for now" >&2; exit 2; }
-    peer=(bench/torch_w2.py --threads "$threads") ;;
+    peer=(bench/torch_w2.py --device "$peer_device" --threads "$threads" --tf32 "$tf32" --compile "${TORCH_COMPILE:-off}") ;;
   *) echo "compare.sh: the workload must be w1 or w2" >&2; exit 2 ;;
 esac
 out=$(mktemp)

@@ -5,9 +5,11 @@
 # and runs there as
 #   . .gpu/setup.sh && bash bench/gpu-check.sh
 # It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
-# by default), so that one hang costs only its share. $OUT (or ./gpu-check-out) receives
-# summary.txt, the table printed last, and logs.tar.gz, every step's full log.
-# Without a usable GPU it says so in one line and exits 1.
+# by default), so that one hang costs only its share. STEPS names the steps to run (default: all
+# of them, in the order of the table), so that a session can run a part:
+#   STEPS="native_tests unet_memcheck unet_racecheck w2_fp32 w2_tf32 w2_compile" bash bench/gpu-check.sh
+# $OUT (or ./gpu-check-out) receives summary.txt, the table printed last, and logs.tar.gz, every
+# step's full log. Without a usable GPU it says so in one line and exits 1.
 set -uo pipefail
 
 app=${NCSN_APP:-/tmp/ncsn-app}
@@ -33,11 +35,14 @@ if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
   exit 1
 fi
 
+all_steps="native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck w2_fp32 w2_tf32 w2_compile vitest"
+chosen=" ${STEPS:-$all_steps} "
 declare -A status
 # step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
 step() {
   local name=$1 limit=$2
   shift 2
+  [[ $chosen == *" $name "* ]] || return 0
   local start=$SECONDS
   [ $((deadline - SECONDS)) -lt "$limit" ] && limit=$((deadline - SECONDS))
   if [ "$limit" -lt 10 ]; then
@@ -73,23 +78,34 @@ if [ -n "$sanitizer" ]; then
   # the kernels that share memory between threads, and every CUDA op once
   step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise
   step racecheck 60 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests cuda_fused_dsm cuda_fused_langevin
+  # the U-Net's ops at small sizes in every precision (the convolutions' tiles, the norms' block
+  # sums), and a U-Net sampled op by op
+  step unet_memcheck 45 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda cuda_unet_sampling
+  step unet_racecheck 45 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda
 else
-  status[memcheck]="not run: no compute-sanitizer"
-  status[racecheck]="not run: no compute-sanitizer"
+  for name in memcheck racecheck unet_memcheck unet_racecheck; do
+    [[ $chosen == *" $name "* ]] && status[$name]="not run: no compute-sanitizer"
+  done
 fi
+# W2 at its GPU size (C = 64, batch 128) against PyTorch with cuDNN: TF32 off, on, and compiled
+step w2_fp32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda fp32
+step w2_tf32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda tf32
+step w2_compile 100 env PYTHON="$python" TORCH_COMPILE=on bash bench/compare.sh w2 1 cuda tf32
 step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporter=dot
 
 {
   echo
   echo "gpu-check: $(head -n 2 "$out/gpu.txt" | tail -n 1)"
   printf '%-14s %s\n' step result
-  for name in native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck vitest; do
-    printf '%-14s %s\n' "$name" "${status[$name]:-not run}"
+  for name in $all_steps; do
+    [[ $chosen == *" $name "* ]] && printf '%-14s %s\n' "$name" "${status[$name]:-not run}"
   done
   grep -h '"kernel"' "$out/fused_kernels.log" 2>/dev/null
-  grep -h '"compare"' "$out/w1_fp32.log" "$out/w1_tf32.log" 2>/dev/null
+  for name in w1_fp32 w1_tf32 w2_fp32 w2_tf32 w2_compile; do
+    grep -h '"compare"' "$out/$name.log" 2>/dev/null | sed "s/^/$name: /"
+  done
   grep -hE '^(ok|FAIL|skip) ' "$out/native_tests.log" 2>/dev/null | grep -v '^ok' | head -n 20
-  grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/memcheck.log" "$out/racecheck.log" 2>/dev/null
+  grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out"/*memcheck.log "$out"/*racecheck.log 2>/dev/null
 } | tee "$results/summary.txt"
 tar -C "$out" -czf "$results/logs.tar.gz" .
 rm -rf "$out"

@@ -5,11 +5,14 @@ W2 (docs/workloads.md): 28x28 images in [0, 1]; sigmas geometric 1 -> 0.01, L = 
 U-Net with base width C, CondInstanceNorm++ (as W2 writes it) and ELU, output the score itself; DSM
 with lambda = sigma^2; Adam 1e-3; EMA 0.999; annealed Langevin with eps = 4e-5 in our convention.
 
-    /usr/bin/python3 bench/torch_w2.py --threads 2        # CPU: C = 32, batch 32
+    /usr/bin/python3 bench/torch_w2.py --threads 2                       # CPU: C = 32, batch 32
+    python3 bench/torch_w2.py --device cuda --tf32 off                   # GPU: C = 64, batch 128, cuDNN
+    python3 bench/torch_w2.py --device cuda --tf32 on --compile on       # the same under torch.compile
 
 train_images_per_s: training images per second at the batch size; sample_image_steps_per_s: images x
 Langevin steps per second over the same batch. Each is the best of --repeats timings after a
-warm-up. The images are uniform noise in [0, 1]: the arithmetic does not depend on their values.
+warm-up; on a GPU each timing ends with a device synchronisation. The images are uniform noise in
+[0, 1]: the arithmetic does not depend on their values.
 """
 import argparse
 import json
@@ -86,9 +89,9 @@ class UNet(nn.Module):
 
 
 def train_step(model, ema, opt, data, batch, sigmas):
-    idx = torch.randint(0, data.shape[0], (batch,))
+    idx = torch.randint(0, data.shape[0], (batch,), device=data.device)
     x = data[idx] * 255.0 / 256.0 + torch.rand_like(data[idx]) / 256.0
-    level = torch.randint(0, len(sigmas), (batch,))
+    level = torch.randint(0, len(sigmas), (batch,), device=data.device)
     sigma = sigmas[level].view(-1, 1, 1, 1)
     z = torch.randn_like(x)
     s = model(x + sigma * z, level)
@@ -104,64 +107,86 @@ def train_step(model, ema, opt, data, batch, sigmas):
 
 @torch.no_grad()
 def annealed_langevin(model, sigmas, n, steps_per_level, eps):
-    x = torch.rand(n, 1, 28, 28)
+    x = torch.rand(n, 1, 28, 28, device=sigmas.device)
     for i in range(len(sigmas)):
         alpha = eps * (sigmas[i] / sigmas[-1]) ** 2
-        level = torch.full((n,), i, dtype=torch.long)
+        level = torch.full((n,), i, dtype=torch.long, device=sigmas.device)
         for _ in range(steps_per_level):
             x = x + 0.5 * alpha * model(x, level) + torch.sqrt(alpha) * torch.randn_like(x)
     return x
 
 
-def best_rate(count, fn, repeats):
+def best_rate(count, fn, repeats, sync):
     best = 0.0
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         fn()
+        sync()
         best = max(best, count / (time.perf_counter() - t))
     return best
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--train-steps", type=int, default=5)
+    p.add_argument("--channels", type=int, help="base width C (default 32 on a CPU, 64 on a GPU)")
+    p.add_argument("--batch", type=int, help="default 32 on a CPU, 128 on a GPU")
+    p.add_argument("--train-steps", type=int, help="default 5 on a CPU, 20 on a GPU")
+    p.add_argument("--sample-steps", type=int, help="Langevin steps per level timed (default 1 on a CPU, 5 on a GPU)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tf32", choices=["on", "off"], default="off", help="GPU: cuDNN and matmuls on TF32")
+    p.add_argument("--compile", choices=["on", "off"], default="off", help="run the model under torch.compile")
     a = p.parse_args()
+    gpu = a.device == "cuda"
+    channels = a.channels or (64 if gpu else 32)
+    batch = a.batch or (128 if gpu else 32)
+    train_steps = a.train_steps or (20 if gpu else 5)
+    sample_steps = a.sample_steps or (5 if gpu else 1)
 
     torch.set_num_threads(a.threads)
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
+        torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+        torch.backends.cudnn.benchmark = True
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     torch.manual_seed(0)
-    sigmas = torch.exp(torch.linspace(math.log(1.0), math.log(0.01), 10))
-    data = torch.rand(1000, 1, 28, 28)
-    model = UNet(C=a.channels)
+    sigmas = torch.exp(torch.linspace(math.log(1.0), math.log(0.01), 10)).to(a.device)
+    data = torch.rand(1000, 1, 28, 28, device=a.device)
+    model = UNet(C=channels).to(a.device)
+    params = sum(q.numel() for q in model.parameters())
     ema = [q.detach().clone() for q in model.parameters()]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    net = torch.compile(model) if a.compile == "on" else model
 
-    for _ in range(2):
-        train_step(model, ema, opt, data, a.batch, sigmas)
+    for _ in range(3 if a.compile == "on" else 2):
+        train_step(net, ema, opt, data, batch, sigmas)
 
     def train_run():
-        for _ in range(a.train_steps):
-            train_step(model, ema, opt, data, a.batch, sigmas)
+        for _ in range(train_steps):
+            train_step(net, ema, opt, data, batch, sigmas)
 
-    train_rate = best_rate(a.train_steps * a.batch, train_run, a.repeats)
-    annealed_langevin(model, sigmas, a.batch, 1, 4e-5)
-    sample_rate = best_rate(a.batch * len(sigmas), lambda: annealed_langevin(model, sigmas, a.batch, 1, 4e-5), a.repeats)
+    train_rate = best_rate(train_steps * batch, train_run, a.repeats, sync)
+    annealed_langevin(net, sigmas, batch, 1, 4e-5)
+    sample_rate = best_rate(
+        batch * sample_steps * len(sigmas), lambda: annealed_langevin(net, sigmas, batch, sample_steps, 4e-5), a.repeats, sync
+    )
     print(
         json.dumps(
             {
                 "workload": "w2",
                 "impl": "pytorch",
                 "torch": torch.__version__,
-                "device": "cpu",
+                "device": torch.cuda.get_device_name() if gpu else "cpu",
+                "tf32": a.tf32 == "on" if gpu else None,
+                "compile": a.compile == "on",
                 "threads": a.threads,
-                "channels": a.channels,
-                "params": sum(q.numel() for q in model.parameters()),
-                "train_batch": a.batch,
+                "channels": channels,
+                "params": params,
+                "train_batch": batch,
                 "train_images_per_s": round(train_rate, 1),
-                "sample_batch": a.batch,
+                "sample_batch": batch,
                 "sample_image_steps_per_s": round(sample_rate, 1),
                 "repeats": a.repeats,
             }
