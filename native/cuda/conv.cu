@@ -40,52 +40,83 @@ struct ConvShape {
   __device__ int out_plane() const { return ho * wo; }
 };
 
-// The input pixel that output pixel p of image b sees through tap t of channel ci, or 0.
-__device__ __forceinline__ float unfolded(const float* x, const ConvShape& s, int b, int p, int ci, int t) {
-  const int oy = p / s.wo, ox = p - oy * s.wo, ty = t / 3, tx = t - 3 * ty;
-  const int iy = oy * s.stride + ty - 1, ix = ox * s.stride + tx - 1;
-  if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) return 0.0f;
-  return x[b * s.x_stride + (static_cast<int64_t>(ci) * s.h + iy) * s.w + ix];
+// Each problem gives C = A·B through a(m, k, row) and b(k, row, n, col), and store(m, n, value,
+// slice). The divisions by the runtime image sizes that find an image and a pixel from a flat
+// index are the costly part of a load, so they are made once and handed in: `col` holds B's column
+// n decoded (problems whose B runs along N in memory, where every B element a thread loads shares
+// its column), `row` depth k decoded (the weight gradient, where A and B both run along K and every
+// element a thread loads in a step shares its depth). Divisions by 9 and 3 are by constants, cheap.
+// A_K_FAST and B_N_FAST say which index runs along memory, so that the loaders give neighbouring
+// threads neighbouring addresses.
+struct NoDecode {};
+
+// Output pixel p of image b, as the unfolded input's column: where its taps start.
+struct OutputPixel {
+  int64_t image;  // offset of the image in the input
+  int y0, x0;     // oy·stride − 1, ox·stride − 1: tap (ty, tx) reads row y0 + ty, column x0 + tx
+};
+
+__device__ __forceinline__ OutputPixel output_pixel(const ConvShape& s, int b, int p) {
+  const int oy = p / s.wo, ox = p - oy * s.wo;
+  return {b * s.x_stride, oy * s.stride - 1, ox * s.stride - 1};
 }
 
-// Each problem gives C = A·B through a(m, k), b(k, n) and store(m, n, value, slice). A_K_FAST and
-// B_N_FAST say which index runs along memory, so that the loaders give neighbouring threads
-// neighbouring addresses.
+// The input pixel that output pixel `o` sees through tap t of channel ci, or 0 in the padding.
+__device__ __forceinline__ float unfolded(const float* x, const ConvShape& s, const OutputPixel& o, int ci, int t) {
+  const int iy = o.y0 + t / 3, ix = o.x0 + t % 3;
+  if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) return 0.0f;
+  return x[o.image + (static_cast<int64_t>(ci) * s.h + iy) * s.w + ix];
+}
+
 struct ForwardProblem {
   static constexpr bool A_K_FAST = true, B_N_FAST = true;
+  using Col = OutputPixel;
+  using Row = NoDecode;
   int M, N, K;
   ConvShape s;
   const float *x, *w, *bias;
   float* y;
-  __device__ float a(int m, int k) const { return w[static_cast<int64_t>(m) * K + k]; }
-  __device__ float b(int k, int n) const {
-    const int b = n / s.out_plane(), ci = k / 9;
-    return unfolded(x, s, b, n - b * s.out_plane(), ci, k - 9 * ci);
+  __device__ Col col(int n) const {
+    const int b = n / s.out_plane();
+    return output_pixel(s, b, n - b * s.out_plane());
   }
+  __device__ Row row(int) const { return {}; }
+  __device__ float a(int m, int k, const Row&) const { return w[static_cast<int64_t>(m) * K + k]; }
+  __device__ float b(int k, const Row&, int, const Col& c) const { return unfolded(x, s, c, k / 9, k % 9); }
   __device__ void store(int m, int n, float v, int) const {
     const int b = n / s.out_plane();
     y[b * s.y_stride + static_cast<int64_t>(m) * s.out_plane() + (n - b * s.out_plane())] = v + bias[m];
   }
 };
 
+// Input pixel (iy, ix) of image b, as the column of the output gradient that backward data reads.
+struct InputPixel {
+  int64_t image;  // offset of the image in the output gradient
+  int iy, ix;
+};
+
 struct BackwardDataProblem {
   static constexpr bool A_K_FAST = false, B_N_FAST = true;
+  using Col = InputPixel;
+  using Row = NoDecode;
   int M, N, K;
   ConvShape s;
   const float *dy, *w;
   float* dx;
-  __device__ float a(int m, int k) const {
-    const int co = k / 9;
-    return w[(static_cast<int64_t>(co) * s.c_in + m) * 9 + (k - 9 * co)];
+  __device__ Col col(int n) const {
+    const int b = n / s.in_plane(), q = n - b * s.in_plane(), iy = q / s.w;
+    return {b * s.y_stride, iy, q - iy * s.w};
   }
-  __device__ float b(int k, int n) const {
-    const int b = n / s.in_plane(), q = n - b * s.in_plane(), iy = q / s.w, ix = q - iy * s.w;
-    const int co = k / 9, t = k - 9 * co, ty = t / 3, tx = t - 3 * ty;
-    const int sy = iy + 1 - ty, sx = ix + 1 - tx;
-    if (sy < 0 || sx < 0 || sy % s.stride || sx % s.stride) return 0.0f;
-    const int oy = sy / s.stride, ox = sx / s.stride;
+  __device__ Row row(int) const { return {}; }
+  __device__ float a(int m, int k, const Row&) const { return w[(static_cast<int64_t>(k / 9) * s.c_in + m) * 9 + k % 9]; }
+  __device__ float b(int k, const Row&, int, const Col& c) const {
+    const int co = k / 9, t = k % 9;
+    // the stride is 1 or 2, so stride − 1 is both the mask of a remainder and the shift of a quotient
+    const int sy = c.iy + 1 - t / 3, sx = c.ix + 1 - t % 3, odd = s.stride - 1;
+    if (sy < 0 || sx < 0 || ((sy | sx) & odd)) return 0.0f;
+    const int oy = sy >> odd, ox = sx >> odd;
     if (oy >= s.ho || ox >= s.wo) return 0.0f;
-    return dy[b * s.y_stride + (static_cast<int64_t>(co) * s.ho + oy) * s.wo + ox];
+    return dy[c.image + (static_cast<int64_t>(co) * s.ho + oy) * s.wo + ox];
   }
   __device__ void store(int m, int n, float v, int) const {
     const int b = n / s.in_plane();
@@ -93,27 +124,36 @@ struct BackwardDataProblem {
   }
 };
 
+// Depth k of the weight gradient: pixel p of image b, in the output gradient and the input.
+struct BatchPixel {
+  int64_t dy;  // offset of (b, channel 0, p) in the output gradient
+  OutputPixel x;
+};
+
 struct BackwardWeightsProblem {
   static constexpr bool A_K_FAST = true, B_N_FAST = false;
+  using Col = NoDecode;
+  using Row = BatchPixel;
   int M, N, K;
   ConvShape s;
   const float *dy, *x;
   float* partial;  // one M × N product per slice of K
-  __device__ float a(int m, int k) const {
-    const int b = k / s.out_plane();
-    return dy[b * s.y_stride + static_cast<int64_t>(m) * s.out_plane() + (k - b * s.out_plane())];
+  __device__ Col col(int) const { return {}; }
+  __device__ Row row(int k) const {
+    const int b = k / s.out_plane(), p = k - b * s.out_plane();
+    return {b * s.y_stride + p, output_pixel(s, b, p)};
   }
-  __device__ float b(int k, int n) const {
-    const int b = k / s.out_plane(), ci = n / 9;
-    return unfolded(x, s, b, k - b * s.out_plane(), ci, n - 9 * ci);
-  }
+  __device__ float a(int m, int, const Row& r) const { return dy[r.dy + static_cast<int64_t>(m) * s.out_plane()]; }
+  __device__ float b(int, const Row& r, int n, const Col&) const { return unfolded(x, s, r.x, n / 9, n % 9); }
   __device__ void store(int m, int n, float v, int slice) const {
     partial[(static_cast<int64_t>(slice) * M + m) * N + n] = v;
   }
 };
 
 // The tiles' loaders: element e of a BM × BK (or BK × BN) tile, walked so that neighbouring
-// threads take neighbouring addresses of the operand in memory.
+// threads take neighbouring addresses of the operand in memory. With THREADS a multiple of BN, a
+// thread's B elements share the column tid % BN when B is N-fast; with THREADS a multiple of BK,
+// its A and B elements share the depth tid % BK when they are K-fast.
 template <class P>
 __device__ __forceinline__ void a_element(int e, int& mm, int& kk) {
   if (P::A_K_FAST) mm = e / BK, kk = e % BK;
@@ -125,6 +165,16 @@ __device__ __forceinline__ void b_element(int e, int& kk, int& nn) {
   else kk = e % BK, nn = e / BK;
 }
 
+// What a thread's loads share: its column of B for the whole product, its depth for one step.
+template <class P, int THREADS>
+struct SharedDecode {
+  static_assert(THREADS % BN == 0 && THREADS % BK == 0, "the loaders' shared column and depth");
+  static_assert(P::B_N_FAST || P::A_K_FAST, "K-fast B needs K-fast A to share the depth");
+  typename P::Col col;
+  __device__ SharedDecode(const P& p, int n0) : col(p.col(n0 + threadIdx.x % BN)) {}
+  __device__ typename P::Row row(const P& p, int k0) const { return p.row(k0 + threadIdx.x % BK); }
+};
+
 // FP32: the tiles in shared memory K-major, each thread a 4 × 4 block of C read as float4.
 template <class P>
 __global__ void __launch_bounds__(FP32_THREADS) conv_gemm_fp32(P p, int k_len) {
@@ -134,19 +184,21 @@ __global__ void __launch_bounds__(FP32_THREADS) conv_gemm_fp32(P p, int k_len) {
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16, slice = blockIdx.z;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int k_begin = slice * k_len, k_end = min(p.K, k_begin + k_len);
+  const SharedDecode<P, FP32_THREADS> decoded(p, n0);
   float acc[4][4] = {};
   for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+    const typename P::Row row = decoded.row(p, k0);
     for (int e = threadIdx.x; e < BM * BK; e += FP32_THREADS) {
       int mm, kk;
       a_element<P>(e, mm, kk);
       const int m = m0 + mm, k = k0 + kk;
-      as[kk][mm] = m < p.M && k < k_end ? p.a(m, k) : 0.0f;
+      as[kk][mm] = m < p.M && k < k_end ? p.a(m, k, row) : 0.0f;
     }
     for (int e = threadIdx.x; e < BK * BN; e += FP32_THREADS) {
       int kk, nn;
       b_element<P>(e, kk, nn);
       const int n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = n < p.N && k < k_end ? p.b(k, n) : 0.0f;
+      bs[kk][nn] = n < p.N && k < k_end ? p.b(k, row, n, decoded.col) : 0.0f;
     }
     __syncthreads();
 #pragma unroll
@@ -194,18 +246,20 @@ __global__ void __launch_bounds__(TC_THREADS) conv_gemm_tc(P p, int k_len) {
   wmma::fragment<wmma::accumulator, 16, 16, FK, float> acc[2][2];
   for (auto& row : acc)
     for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  const SharedDecode<P, TC_THREADS> decoded(p, n0);
   for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+    const typename P::Row row = decoded.row(p, k0);
     for (int e = threadIdx.x; e < BM * BK; e += TC_THREADS) {
       int mm, kk;
       a_element<P>(e, mm, kk);
       const int m = m0 + mm, k = k0 + kk;
-      as[mm][kk] = convert(m < p.M && k < k_end ? p.a(m, k) : 0.0f);
+      as[mm][kk] = convert(m < p.M && k < k_end ? p.a(m, k, row) : 0.0f);
     }
     for (int e = threadIdx.x; e < BK * BN; e += TC_THREADS) {
       int kk, nn;
       b_element<P>(e, kk, nn);
       const int n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = convert(n < p.N && k < k_end ? p.b(k, n) : 0.0f);
+      bs[kk][nn] = convert(n < p.N && k < k_end ? p.b(k, row, n, decoded.col) : 0.0f);
     }
     __syncthreads();
 #pragma unroll
