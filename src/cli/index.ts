@@ -25,6 +25,11 @@ const DEVICE_HELP = 'compute device: auto (the first usable GPU, else the CPU), 
 const SAMPLER_HELP = 'sampler: ald (annealed Langevin dynamics) or pc (reverse-diffusion predictor with a Langevin corrector)';
 const STEP_LR_HELP =
   'ald step size ε, with α_i = ε σ_i²/σ_L² and x ← x + α_i/2·s + √α_i·z, or auto: from T and the noise levels, NCSNv2 Technique 4';
+// GPU arithmetic: a backend option, never part of what a checkpoint is
+const precisionOption = () =>
+  new Option('--precision <p>', 'GPU matrix products and convolutions: fp32, or on the tensor cores tf32, or bf16 (the U-Net\'s convolutions)')
+    .choices(['fp32', 'tf32', 'bf16'])
+    .default('fp32');
 const SNR_HELP = 'pc corrector signal-to-noise ratio r: steps e = 2(r‖z‖/‖s‖)²';
 
 function program(): Command {
@@ -53,6 +58,7 @@ function program(): Command {
     .option('--ema <decay>', 'decay of the exponential moving average of the weights, used for sampling (default: 0.999)', unitInterval)
     .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
+    .addOption(precisionOption())
     .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')
     .option('--resume <dir>', 'continue the run in DIR from DIR/checkpoint.safetensors; --steps is then the run\'s total')
     .option('--overwrite', 'start a new run in an --out directory that holds another run\'s files, deleting those files first (without it, such a directory is refused)')
@@ -78,6 +84,7 @@ function program(): Command {
     .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
     .option('--out <file>', 'output file: .npy, .csv or .png (a scatter plot for 2-D data, a grid for images)', 'samples.npy')
     .option('--device <device>', DEVICE_HELP, device, 'auto')
+    .addOption(precisionOption())
     .action(async (o) => {
       process.exitCode = await sample(o);
     });
@@ -95,6 +102,7 @@ function program(): Command {
     .option('--seed <n>', 'seed of the starting points and the Langevin noise', nonNegativeInt, 0)
     .option('--out <file.png>', 'the grid', 'inpainting.png')
     .option('--device <device>', DEVICE_HELP, device, 'auto')
+    .addOption(precisionOption())
     .action(async (o) => {
       process.exitCode = await inpaint(o);
     });
@@ -104,7 +112,7 @@ function program(): Command {
     .addOption(new Option('--workload <name>', 'workload: w1 (the toy mixture and the MLP) or w2 (MNIST and the U-Net)').choices(['w1', 'w2']).default('w1'))
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .option('--repeats <n>', 'timings per figure; the best is reported', positiveInt, 3)
-    .addOption(new Option('--precision <p>', 'GPU matrix products and convolutions: fp32, or tf32 or bf16 (convolutions only) on the tensor cores').choices(['fp32', 'tf32', 'bf16']).default('fp32'))
+    .addOption(precisionOption())
     .action(async (o) => {
       process.exitCode = await bench(o);
     });

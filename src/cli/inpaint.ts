@@ -1,6 +1,6 @@
 // `ncsn-cuda inpaint`: complete the hidden part of an image from a checkpoint (NCSN's inpainting)
 // and write the reference, the masked input and the completions as one grid.
-import { NcsnModel, type Device } from '../index.js';
+import { NcsnModel, type Device, type Precision } from '../index.js';
 import { loadDataset } from '../data/index.js';
 import { readPng } from '../data/png.js';
 import { writeFileAtomic } from '../io/files.js';
@@ -21,6 +21,7 @@ export interface InpaintFlags extends Pick<SamplingFlags, 'stepsPerLevel' | 'ste
   seed: number;
   out: string;
   device: Device;
+  precision: Precision;
 }
 
 // 1 where the pixel is known, 0 where it is filled in: the same for every channel.
@@ -55,7 +56,7 @@ export async function inpaint(flags: InpaintFlags): Promise<number> {
   if ((flags.mask === undefined) === (flags.maskHalf === undefined)) {
     throw new UsageError('give the hidden part as --mask PNG or as --mask-half left|right|top|bottom, one of them');
   }
-  const model = NcsnModel.load(flags.checkpoint, { device: flags.device });
+  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const image = model.config.image;
   if (!image) throw new UsageError(`${flags.checkpoint}: inpainting completes images, and this model's data are ${model.config.dataDim}-D points`);

@@ -2,7 +2,7 @@
 // predictor-corrector sampler, and optionally record the particles' paths as an animated GIF.
 import path from 'node:path';
 
-import { NcsnModel, type Device, type SamplerPosition } from '../index.js';
+import { NcsnModel, type Device, type Precision, type SamplerPosition } from '../index.js';
 import { loadDataset } from '../data/index.js';
 import { npyPieces } from '../data/npy.js';
 import { csvPieces } from '../data/csv.js';
@@ -23,6 +23,7 @@ export interface SampleFlags extends SamplingFlags {
   seed: number;
   out: string;
   device: Device;
+  precision: Precision;
 }
 
 const FORMATS = ['.npy', '.csv', '.png'];
@@ -46,7 +47,7 @@ export async function sample(flags: SampleFlags): Promise<number> {
   checkOutputFile('--out', flags.out, FORMATS);
   if (flags.animate !== undefined) checkOutputFile('--animate', flags.animate, ['.gif']);
   const ext = path.extname(flags.out).toLowerCase();
-  const model = NcsnModel.load(flags.checkpoint, { device: flags.device });
+  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const dim = model.config.dataDim;
   const image = model.config.image;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 
-import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type TrainProgress } from '../index.js';
+import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type Precision, type TrainProgress } from '../index.js';
 import { imageShape, isBuiltinDataset, loadDataset, type Dataset, type NoiseDefaults } from '../data/index.js';
 import { npyPieces } from '../data/npy.js';
 import { geometricSigmas, levelsForOverlap } from '../schedule.js';
@@ -29,6 +29,7 @@ export interface TrainFlags extends SamplingFlags {
   levels?: number | 'auto';
   seed?: number;
   device: Device;
+  precision: Precision;
   out?: string;
   resume?: string;
   overwrite?: boolean;
@@ -138,7 +139,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
       const names = fixed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
       throw new UsageError(`${names.join(', ')} cannot change when resuming; the run's own settings are in its checkpoint`);
     }
-    const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device });
+    const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device, precision: flags.precision });
     const spec = model.config.data;
     if (!spec) throw new UsageError(`${flags.resume}: the checkpoint does not name its training data`);
     const dataset = loadDataset(runDataPath(spec, flags.resume), { seed: model.config.seed });
@@ -235,6 +236,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     image,
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
+    precision: flags.precision,
   });
   return { model, dataset, steps: flags.steps ?? d?.steps ?? 5000, why };
 }
