@@ -7,7 +7,8 @@
 # It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
 # by default), so that one hang costs only its share. STEPS names the steps to run (default: all
 # of them, in the order of the table), so that a session can run a part:
-#   STEPS="native_tests unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" bash bench/gpu-check.sh
+#   STEPS="gpu_tests unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" DEADLINE=300 bash bench/gpu-check.sh
+# (gpu_tests: the native tests that use the GPU or the U-Net, a part of native_tests).
 # $OUT (or ./gpu-check-out) receives summary.txt, the table printed last, and logs.tar.gz, every
 # step's full log. Without a usable GPU it says so in one line and exits 1.
 set -uo pipefail
@@ -35,7 +36,7 @@ if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
   exit 1
 fi
 
-all_steps="native_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
+all_steps="native_tests gpu_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
 chosen=" ${STEPS:-$all_steps} "
 declare -A status
 # step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
@@ -71,6 +72,7 @@ python=${PYTHON:-python3}
 cat "$out/gpu.txt"
 
 step native_tests 90 build/ncsn_tests
+step gpu_tests 60 build/ncsn_tests cuda image_ops conv3x3 unet
 step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
 step w1_fp32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda fp32
 step w1_tf32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda tf32
@@ -90,9 +92,9 @@ fi
 # each U-Net op timed at W2's GPU size (C = 64, batch 128) in every precision
 step unet_ops 60 build/ncsn_image_op_bench 5
 # W2 at its GPU size against PyTorch with cuDNN: TF32 off, on, and compiled
-step w2_fp32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda fp32
-step w2_tf32 60 env PYTHON="$python" bash bench/compare.sh w2 2 cuda tf32
-step w2_compile 100 env PYTHON="$python" TORCH_COMPILE=on bash bench/compare.sh w2 1 cuda tf32
+step w2_fp32 50 env PYTHON="$python" bash bench/compare.sh w2 1 cuda fp32
+step w2_tf32 50 env PYTHON="$python" bash bench/compare.sh w2 1 cuda tf32
+step w2_compile 150 env PYTHON="$python" TORCH_COMPILE=on bash bench/compare.sh w2 1 cuda tf32
 step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporter=dot
 
 {
