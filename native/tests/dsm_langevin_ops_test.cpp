@@ -20,7 +20,6 @@ struct RowCase {
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
-  bool image_op = false;
   double float_tolerance = 1e-6;
   static constexpr bool forward_only = true;
 
