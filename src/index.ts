@@ -9,7 +9,7 @@ export { geometricSigmas, langevinStep, levelsForOverlap, stepLrForLevels, shell
 export type { LevelsForOverlap, StepLrForLevels } from './schedule.js';
 export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
 export { renderScatter } from './render/scatter.js';
-export { mixtureReport, type MixtureReport, type ModeStats } from './metrics.js';
+export { mixtureReport, toyReport, describeToyReport, type MixtureReport, type ModeStats, type ToyReport } from './metrics.js';
 export { LIMITS } from './limits.js';
 
 /**

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../io/files.js';
 import { renderScatter } from '../render/scatter.js';
 import { renderAnimation, renderImageAnimation } from '../render/animation.js';
 import { gridCount, renderImageGrid } from '../render/images.js';
-import { mixtureReport } from '../metrics.js';
+import { describeToyReport, mixtureReport, toyReport } from '../metrics.js';
 import { UsageError } from './options.js';
 import { checkOutputFile } from './outputs.js';
 import { applySamplingFlags, samplerName, type SamplingFlags } from './sampling.js';
@@ -88,6 +88,12 @@ export async function sample(flags: SampleFlags): Promise<number> {
   });
   const reference = !image && (ext === '.png' || flags.animate !== undefined) ? loadReference(model) : undefined;
   const name = model.config.data ?? 'samples';
+  const spec = model.config.data;
+  // the measure of a toy's samples, whatever the output format
+  const toy = spec?.startsWith('toy:') ? toyReport(spec.slice(4), samples) : null;
+  const measure =
+    spec === 'toy:mixture' ? `(5,5) mode: ${mixtureReport(samples).fraction.toFixed(3)} of the samples (truth 0.800)` : toy ? describeToyReport(toy) : undefined;
+  if (measure) process.stderr.write(`${measure}\n`);
   if (ext === '.npy') {
     const shape = image ? (image.channels === 1 ? [image.height, image.width] : [image.channels, image.height, image.width]) : [dim];
     writeFileAtomic(flags.out, npyPieces(samples, [flags.n, ...shape]));
@@ -98,15 +104,13 @@ export async function sample(flags: SampleFlags): Promise<number> {
     const trained = `${model.step.toLocaleString('en-US')} training steps`;
     writeFileAtomic(flags.out, renderImageGrid({ images: samples, image, title: `${name}: samples${of}, ${trained}, ${samplerName(sampling)}` }));
   } else {
-    const spec = model.config.data;
-    const subtitle = spec === 'toy:mixture' ? `(5,5) mode: ${mixtureReport(samples).fraction.toFixed(3)} of the samples (truth 0.800)` : undefined;
     writeFileAtomic(
       flags.out,
       renderScatter({
         samples,
         reference,
         title: `${spec ?? 'samples'}: ${flags.n.toLocaleString('en-US')} samples, ${samplerName(sampling)}`,
-        subtitle,
+        subtitle: measure,
       }),
     );
   }

@@ -10,7 +10,7 @@ import { geometricSigmas, levelsForOverlap } from '../schedule.js';
 import { copyFileAtomic, LineLog, writeFileAtomic } from '../io/files.js';
 import { renderScatter } from '../render/scatter.js';
 import { renderImageGrid } from '../render/images.js';
-import { mixtureReport } from '../metrics.js';
+import { describeToyReport, mixtureReport, toyReport } from '../metrics.js';
 import { UsageError } from './options.js';
 import { checkRunDirectory, prepareRunDirectory } from './outputs.js';
 import { applySamplingFlags, describeSampler, samplerName, type SamplingFlags } from './sampling.js';
@@ -262,7 +262,7 @@ export async function train(flags: TrainFlags): Promise<number> {
     `data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} ${im ? `images of ${im.channels}×${im.height}×${im.width}, values ${fmt(im.low)} (black) to ${fmt(im.high)} (white)` : `points in ${dataset.dim}-D`}`,
   );
   log(
-    `model: ${cfg.model}${cfg.model === 'unet' ? ` (C = ${cfg.channels})` : ''}${cfg.model !== 'exact:mixture' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
+    `model: ${cfg.model}${cfg.model === 'unet' ? ` (C = ${cfg.channels})` : ''}${cfg.model === 'mlp' ? ` (width ${cfg.width}, ${cfg.depth} hidden layers)` : ''}${cfg.model !== 'exact:mixture' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
   log(
     `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}; sampling: ${describeSampler(cfg.sampling)} (${why})`,
@@ -392,6 +392,12 @@ export async function train(flags: TrainFlags): Promise<number> {
     subtitle = `(5,5) mode: ${r.fraction.toFixed(3)} of the samples (truth 0.800)`;
     const m = (v: [number, number]) => `(${v[0].toFixed(2)}, ${v[1].toFixed(2)})`;
     log(`${subtitle}; mode means ${m(r.positive.mean)} and ${m(r.negative.mean)}`);
+  } else if (cfg.data?.startsWith('toy:')) {
+    const r = toyReport(cfg.data.slice(4), samples);
+    if (r) {
+      subtitle = describeToyReport(r);
+      log(subtitle);
+    }
   }
   if (dataset.dim === 2) {
     const png = renderScatter({
