@@ -216,6 +216,9 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   if (image && flags.denoise === undefined) {
     sampling.denoise = true;
     reasons.push('denoised, as NCSNv2 does for images');
+  } else if (d?.denoise && flags.denoise === undefined) {
+    sampling.denoise = true;
+    reasons.push(`denoised, ${data}'s default`);
   }
   const why = reasons.join('; ');
   // toys start where their data lie, pixels from U(0, 1) as NCSN does, other files a little wider
@@ -224,6 +227,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     model: kind,
     // the U-Net's base width: W2's for a CPU (its GPU kernels, and C = 64 there, are to come)
     channels: flags.channels ?? 32,
+    ...(kind === 'mlp' && d?.depth !== undefined ? { depth: d.depth } : {}),
     dequantize: pixels,
     dataDim: dataset.dim,
     sigmas,
