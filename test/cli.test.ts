@@ -198,6 +198,17 @@ describe('ncsn-cuda train and sample', () => {
     expect(wide.stderr).toMatch(new RegExp(`L = ${t2.levels} keeps neighbouring levels' noise shells overlapping`));
   });
 
+  it("prints a toy's measure after training and after sampling, with its defaults in the log", () => {
+    const r = cli('train', '--data', 'toy:checkerboard', '--steps', '200', '--out', 'board');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/model: mlp \(width 128, 4 hidden layers\)/);
+    expect(r.stderr).toMatch(/12 geometric levels from 8 to 0\.1; .*denoised, toy:checkerboard's default/);
+    expect(r.stderr).toMatch(/\d+\.\d % of the samples in the dark squares; each dark square holds \d+\.\d %–\d+\.\d % of those \(truth 12\.5 %, worst \d+\.\d points off\)/);
+    const s = cli('sample', '--checkpoint', path.join(dir, 'board', 'checkpoint.safetensors'), '--n', '500', '--out', 'board.csv');
+    expect(s.code).toBe(0);
+    expect(s.stderr).toMatch(/% of the samples in the dark squares/);
+  });
+
   it('reproduces Figure 3 with the exact score and no training', () => {
     const r = cli('train', '--model', 'exact:mixture', '--out', 'exact');
     expect(r.code).toBe(0);
