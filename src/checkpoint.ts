@@ -4,6 +4,7 @@
 // open the file with safetensors.torch.load_file and read the config with safe_open().metadata().
 import fs from 'node:fs';
 
+import { NcsnError } from './errors.js';
 import { describeFileError, readAll, writeFileAtomic } from './io/files.js';
 
 export interface Tensor {
@@ -12,8 +13,10 @@ export interface Tensor {
   data: Float32Array;
 }
 
-export class CheckpointError extends Error {
+/** A checkpoint that cannot be read or written, or whose content is not a valid model. */
+export class CheckpointError extends NcsnError {
   override name = 'CheckpointError';
+  readonly code = 'ERR_NCSN_CHECKPOINT';
 }
 
 const FORMAT = 'ncsn-cuda/1';

@@ -11,6 +11,7 @@ export { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from '.
 export { renderScatter } from './render/scatter.js';
 export { mixtureReport, toyReport, describeToyReport, type MixtureReport, type ModeStats, type ToyReport } from './metrics.js';
 export { LIMITS } from './limits.js';
+export { NcsnError, NativeLoadError } from './errors.js';
 
 /**
  * 'mlp': the noise-conditional MLP of W1, for points. 'unet': the conditional U-Net of W2, for

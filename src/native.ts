@@ -1,7 +1,11 @@
 // The only file that touches the addon: loads it with node-gyp-build and gives its surface types.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+
+import { buildFromSource, findToolchain } from './addon-build.js';
+import { NativeLoadError } from './errors.js';
 
 /** What makes a network: its kind, sizes and noise levels. */
 export interface NativeNetworkConfig {
@@ -140,7 +144,56 @@ interface Addon {
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
-const load = require('node-gyp-build') as (dir: string) => unknown;
+const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as (dir: string) => unknown;
 
-export const addon = load(root) as Addon;
+function loadError(e: unknown): string {
+  return (e as Error).message.split('\n')[0].trim();
+}
+
+/** The prebuilt binaries the package holds, as `platform-arch`. */
+function prebuildsHeld(): string[] {
+  try {
+    return fs.readdirSync(path.join(root, 'prebuilds'));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The addon: the package's own build if there is one (a git clone builds it), else the prebuilt
+ * binary for this platform, else one built from source here when CMake and a C++ compiler are at
+ * hand (minutes, once, said on stderr); otherwise a NativeLoadError that says what is missing.
+ */
+function loadAddon(): Addon {
+  let firstError: unknown;
+  try {
+    return nodeGypBuild(root) as Addon;
+  } catch (e) {
+    firstError = e;
+  }
+  const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime;
+  const libc = process.platform !== 'linux' ? '' : glibc ? ` (glibc ${glibc})` : ' (musl)';
+  const platform = `${process.platform}-${process.arch}${libc}`;
+  const held = prebuildsHeld();
+  const why = `no prebuilt binary of ncsn-cuda fits ${platform} (the package holds ${held.length ? held.join(', ') : 'none'}: ${loadError(firstError)})`;
+  const toolchain = findToolchain();
+  if ('missing' in toolchain) {
+    throw new NativeLoadError(
+      `${why}, and building one from source needs CMake ≥ 3.18 and a C++17 compiler on the PATH; missing: ${toolchain.missing.join(', ')}`,
+      { cause: firstError },
+    );
+  }
+  process.stderr.write(
+    `ncsn-cuda: ${why}; building the addon from source with ${toolchain.cmake} and ${toolchain.compiler} into ${path.join(root, 'build')} ` +
+      '(a few minutes, once; the CUDA backend too where nvcc is on the PATH)\n',
+  );
+  const status = buildFromSource(root);
+  if (status !== 0) throw new NativeLoadError(`${why}; the build from source failed (exit ${status}, its output above)`, { cause: firstError });
+  try {
+    return nodeGypBuild(root) as Addon;
+  } catch (e) {
+    throw new NativeLoadError(`the addon built from source in ${path.join(root, 'build')} does not load: ${loadError(e)}`, { cause: e });
+  }
+}
+
+export const addon = loadAddon();

@@ -2,6 +2,7 @@
 // "error: option '--steps <n>' argument '-5' is invalid. <message>".
 import { InvalidArgumentError } from 'commander';
 
+import { NcsnError } from '../errors.js';
 import type { Device } from '../index.js';
 import { LIMITS } from '../limits.js';
 
@@ -66,6 +67,7 @@ export function unitInterval(value: string): number {
 }
 
 /** An error the CLI reports as one line, without a stack trace. */
-export class UsageError extends Error {
+export class UsageError extends NcsnError {
   override name = 'UsageError';
+  readonly code = 'ERR_NCSN_USAGE';
 }

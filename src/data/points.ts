@@ -1,4 +1,5 @@
 // What every data source yields: n points of dimension d, row-major float32.
+import { NcsnError } from '../errors.js';
 
 export interface Points {
   data: Float32Array;
@@ -9,6 +10,7 @@ export interface Points {
 }
 
 /** A problem with input data, reported to the user as one line. */
-export class DataError extends Error {
+export class DataError extends NcsnError {
   override name = 'DataError';
+  readonly code = 'ERR_NCSN_DATA';
 }
