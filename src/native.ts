@@ -185,7 +185,7 @@ function loadAddon(): Addon {
   }
   process.stderr.write(
     `ncsn-cuda: ${why}; building the addon from source with ${toolchain.cmake} and ${toolchain.compiler} into ${path.join(root, 'build')} ` +
-      '(a few minutes, once; the CUDA backend too where nvcc is on the PATH)\n',
+      '(once: minutes, and about 20 more where nvcc on the PATH adds the CUDA kernels)\n',
   );
   const status = buildFromSource(root);
   if (status !== 0) throw new NativeLoadError(`${why}; the build from source failed (exit ${status}, its output above)`, { cause: firstError });
