@@ -175,7 +175,7 @@ function loadAddon(): Addon {
   const libc = process.platform !== 'linux' ? '' : glibc ? ` (glibc ${glibc})` : ' (musl)';
   const platform = `${process.platform}-${process.arch}${libc}`;
   const held = prebuildsHeld();
-  const why = `no prebuilt binary of ncsn-cuda fits ${platform} (the package holds ${held.length ? held.join(', ') : 'none'}: ${loadError(firstError)})`;
+  const why = `no prebuilt binary of ncsn-cuda fits ${platform}: the package holds ${held.length ? held.join(', ') : 'none'} (${loadError(firstError)})`;
   const toolchain = findToolchain();
   if ('missing' in toolchain) {
     throw new NativeLoadError(
