@@ -18,8 +18,9 @@ const cross = { arm64: { toolchain: 'cmake/aarch64-linux-gnu.cmake', compiler: '
 const archArg = process.argv.find((a) => a.startsWith('--arch='));
 const arch = archArg ? archArg.slice('--arch='.length) : process.arch;
 
+// cmake-js's output goes to stderr: `npm pack --json` prints its JSON on stdout after this runs.
 function run(args) {
-  const result = spawnSync(process.execPath, [cmakeJs, ...args], { cwd: root, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [cmakeJs, ...args], { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
