@@ -616,7 +616,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     devices.Set(static_cast<uint32_t>(i), d);
   }
 #else
-  cuda.Set("problem", "this build has no CUDA backend (nvcc was not found when it was compiled)");
+  cuda.Set("problem", "this build has no CUDA backend (" NCSN_NO_CUDA_REASON ")");
 #endif
   o.Set("backends", backends);
   o.Set("cuda", cuda);

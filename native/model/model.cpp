@@ -55,7 +55,7 @@ std::unique_ptr<Ops<float>> make_backend(const std::string& device, int threads,
   }
   notice = "no usable GPU (" + why + "); using the CPU";
 #else
-  if (gpu) throw std::invalid_argument("--device " + device + ": this build has no CUDA backend (nvcc was not found when it was compiled)");
+  if (gpu) throw std::invalid_argument("--device " + device + ": this build has no CUDA backend (" NCSN_NO_CUDA_REASON ")");
   notice = "this build has no CUDA backend; using the CPU";
 #endif
   (void)index;
