@@ -19,19 +19,12 @@ results=${OUT:-$app/gpu-check-out}
 deadline=${DEADLINE:-330}
 mkdir -p "$results"
 out=$(mktemp -d)
+. "$(dirname "$0")/gpu-usable.sh"
 cd "$app"
 node_bin=(node "$app/bin/ncsn-cuda.js")
 
-# One line and exit 1 when no GPU is usable: the addon's own probe decides, as `--device auto` does.
-if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
-  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-    let i; try { i = JSON.parse(s); } catch {
-      const lines = s.trim().split("\n");
-      console.log("ncsn-cuda info failed: " + (lines.find((l) => /^\w*Error: /.test(l)) ?? lines[0]));
-      process.exit(1);
-    }
-    if (!i.devices.some((d) => d.usable)) { console.log(i.cuda.problem ?? "no usable GPU"); process.exit(1); }
-  });'); then
+# One line and exit 1 when no GPU is usable.
+if ! problem=$(gpu_problem); then
   echo "gpu-check: no usable GPU here: $problem"
   exit 1
 fi

@@ -19,18 +19,11 @@ channels=${CHANNELS:-32}
 batch=${BATCH:-128}
 precision=${PRECISION:-tf32}
 mkdir -p "$results"
+. "$(dirname "$0")/gpu-usable.sh"
 cd "$app"
 node_bin=(node "$app/bin/ncsn-cuda.js")
 
-if ! problem=$("${node_bin[@]}" info --json 2>&1 | node -e '
-  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-    let i; try { i = JSON.parse(s); } catch {
-      const lines = s.trim().split("\n");
-      console.log("ncsn-cuda info failed: " + (lines.find((l) => /^\w*Error: /.test(l)) ?? lines[0]));
-      process.exit(1);
-    }
-    if (!i.devices.some((d) => d.usable)) { console.log(i.cuda.problem ?? "no usable GPU"); process.exit(1); }
-  });'); then
+if ! problem=$(gpu_problem); then
   echo "gpu-mnist: no usable GPU here: $problem"
   exit 1
 fi

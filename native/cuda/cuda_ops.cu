@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "check.cuh"
+#include "grid.cuh"
 #include "cuda_backend.h"
 #include "fused_mlp.cuh"
 #include "gemm.cuh"
@@ -16,16 +17,6 @@
 
 namespace ncsn {
 namespace {
-
-constexpr int THREADS = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + THREADS - 1) / THREADS;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 32 ? 65535 * 32 : b));
-}
-
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 __global__ void add_bias_forward_k(float* y, int64_t rows, int64_t cols, const float* b, const float* e,
                                    const int32_t* level) {
@@ -113,10 +104,10 @@ __device__ double block_sum(double v, double* shared) {
 }
 
 __global__ void row_norm_partials_k(double* partial, const float* a, int64_t rows, int64_t cols) {
-  __shared__ double shared[THREADS];
+  __shared__ double shared[GRID_THREADS];
   double acc = 0;
-  for (int64_t r = blockIdx.x * static_cast<int64_t>(THREADS) + threadIdx.x; r < rows;
-       r += static_cast<int64_t>(NORM_BLOCKS) * THREADS) {
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(GRID_THREADS) + threadIdx.x; r < rows;
+       r += static_cast<int64_t>(NORM_BLOCKS) * GRID_THREADS) {
     double sq = 0;
     for (int64_t j = 0; j < cols; ++j) {
       const double v = a[r * cols + j];
@@ -335,52 +326,52 @@ class CudaOps final : public Ops<float> {
     gemm_gpu({dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false}, stream_, tf32_);
   }
   void add_bias_forward(Mat<float> y, const float* b, Mat<float> e, const int32_t* level) override {
-    add_bias_forward_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(y.data, y.rows, y.cols, b, e.data, level);
+    add_bias_forward_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(y.data, y.rows, y.cols, b, e.data, level);
     launch_check("add_bias_forward");
   }
   void add_bias_backward(float* db, Mat<float> de, Mat<float> dy, const int32_t* level) override {
-    column_sums_k<<<blocks_for(dy.cols), THREADS, 0, stream_>>>(db, dy.data, dy.rows, dy.cols, nullptr, 1);
+    column_sums_k<<<grid_blocks(dy.cols), GRID_THREADS, 0, stream_>>>(db, dy.data, dy.rows, dy.cols, nullptr, 1);
     launch_check("add_bias_backward");
     if (de.data) {
-      column_sums_k<<<blocks_for(de.size()), THREADS, 0, stream_>>>(de.data, dy.data, dy.rows, dy.cols, level, de.rows);
+      column_sums_k<<<grid_blocks(de.size()), GRID_THREADS, 0, stream_>>>(de.data, dy.data, dy.rows, dy.cols, level, de.rows);
       launch_check("add_bias_backward (levels)");
     }
   }
   void softplus_forward(Mat<float> h, Mat<float> z) override {
-    softplus_forward_k<<<blocks_for(z.size()), THREADS, 0, stream_>>>(h.data, z.data, z.size());
+    softplus_forward_k<<<grid_blocks(z.size()), GRID_THREADS, 0, stream_>>>(h.data, z.data, z.size());
     launch_check("softplus_forward");
   }
   void softplus_backward(Mat<float> dz, Mat<float> dh, Mat<float> z) override {
-    softplus_backward_k<<<blocks_for(z.size()), THREADS, 0, stream_>>>(dz.data, dh.data, z.data, z.size());
+    softplus_backward_k<<<grid_blocks(z.size()), GRID_THREADS, 0, stream_>>>(dz.data, dh.data, z.data, z.size());
     launch_check("softplus_backward");
   }
   void scale_by_level(Mat<float> y, const float* factor, const int32_t* level) override {
-    scale_by_level_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(y.data, y.rows, y.cols, factor, level);
+    scale_by_level_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(y.data, y.rows, y.cols, factor, level);
     launch_check("scale_by_level");
   }
   void perturb(Mat<float> xt, Mat<float> x, Mat<float> z, const float* sigma, const int32_t* level) override {
-    perturb_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(xt.data, x.data, z.data, x.rows, x.cols, sigma, level);
+    perturb_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(xt.data, x.data, z.data, x.rows, x.cols, sigma, level);
     launch_check("perturb");
   }
   void dsm_loss(float* loss, Mat<float> ds, Mat<float> s, Mat<float> z, const float* sigma, const int32_t* level,
                 float grad_scale) override {
-    dsm_loss_k<<<blocks_for(s.rows), THREADS, 0, stream_>>>(loss, ds.data, s.data, z.data, s.rows, s.cols, sigma, level,
+    dsm_loss_k<<<grid_blocks(s.rows), GRID_THREADS, 0, stream_>>>(loss, ds.data, s.data, z.data, s.rows, s.cols, sigma, level,
                                                             grad_scale);
     launch_check("dsm_loss");
   }
   void langevin_step(Mat<float> x, Mat<float> s, Mat<float> z, float drift, float diffusion) override {
-    langevin_step_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), drift, diffusion);
+    langevin_step_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), drift, diffusion);
     launch_check("langevin_step");
   }
   void paste_known(Mat<float> x, Mat<float> y, const float* mask) override {
-    paste_known_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(x.data, y.data, mask, x.rows, x.cols);
+    paste_known_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(x.data, y.data, mask, x.rows, x.cols);
     launch_check("paste_known");
   }
   double sum_row_norms(Mat<float> a) override {
     use();
     if (!norm_partials_.data()) norm_partials_ = Array<double>(*this, NORM_BLOCKS + 1);
     double* partials = norm_partials_.data();
-    row_norm_partials_k<<<NORM_BLOCKS, THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
+    row_norm_partials_k<<<NORM_BLOCKS, GRID_THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
     launch_check("sum_row_norms");
     sum_partials_k<<<1, NORM_BLOCKS, 0, stream_>>>(partials + NORM_BLOCKS, partials);
     launch_check("sum_row_norms");
@@ -390,32 +381,32 @@ class CudaOps final : public Ops<float> {
   }
   void mixture_score(Mat<float> s, Mat<float> x, Mat<float> means, const float* log_weight, float var,
                      const float* sigma, const int32_t* level) override {
-    mixture_score_k<<<blocks_for(x.rows), THREADS, 0, stream_>>>(s.data, x.data, x.rows, x.cols, means.data, means.rows,
+    mixture_score_k<<<grid_blocks(x.rows), GRID_THREADS, 0, stream_>>>(s.data, x.data, x.rows, x.cols, means.data, means.rows,
                                                                  log_weight, var, sigma, level);
     launch_check("mixture_score");
   }
   void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamSettings& s, int64_t t) override {
     const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
-    adam_k<<<blocks_for(n), THREADS, 0, stream_>>>(p, g, m, v, n, static_cast<float>(s.beta1), static_cast<float>(s.beta2),
+    adam_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(p, g, m, v, n, static_cast<float>(s.beta1), static_cast<float>(s.beta2),
                                                    static_cast<float>(s.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2)),
                                                    static_cast<float>(s.eps));
     launch_check("adam_update");
   }
   void ema_update(float* ema, const float* p, int64_t n, double decay) override {
-    ema_k<<<blocks_for(n), THREADS, 0, stream_>>>(ema, p, n, static_cast<float>(decay), static_cast<float>(1.0 - decay));
+    ema_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(ema, p, n, static_cast<float>(decay), static_cast<float>(1.0 - decay));
     launch_check("ema_update");
   }
   void accumulate(float* dst, const float* src, int64_t n) override {
-    accumulate_k<<<blocks_for(n), THREADS, 0, stream_>>>(dst, src, n);
+    accumulate_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(dst, src, n);
     launch_check("accumulate");
   }
   void gather_rows(Mat<float> out, Mat<float> data, const int32_t* index) override {
-    gather_rows_k<<<blocks_for(out.size()), THREADS, 0, stream_>>>(out.data, data.data, index, out.rows, out.cols);
+    gather_rows_k<<<grid_blocks(out.size()), GRID_THREADS, 0, stream_>>>(out.data, data.data, index, out.rows, out.cols);
     launch_check("gather_rows");
   }
   void fill_int(int32_t* out, int64_t n, int32_t value) override {
-    fill_int_k<<<blocks_for(n), THREADS, 0, stream_>>>(out, n, value);
+    fill_int_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(out, n, value);
     launch_check("fill_int");
   }
   void random_normal(Mat<float> out, const RngStream& s, uint64_t offset) override {
@@ -434,7 +425,7 @@ class CudaOps final : public Ops<float> {
             uint32_t bound) {
     if (n <= 0) return;
     const int64_t blocks = static_cast<int64_t>((offset + n - 1) / 4 - offset / 4 + 1);
-    random_k<<<blocks_for(blocks), THREADS, 0, stream_>>>(kind, f, i, n, s, offset, lo, hi, bound);
+    random_k<<<grid_blocks(blocks), GRID_THREADS, 0, stream_>>>(kind, f, i, n, s, offset, lo, hi, bound);
     launch_check("random draw");
   }
 

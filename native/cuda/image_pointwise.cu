@@ -5,20 +5,11 @@
 #include <string>
 
 #include "check.cuh"
+#include "grid.cuh"
 #include "image_ops.cuh"
 
 namespace ncsn {
 namespace {
-
-constexpr int THREADS = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + THREADS - 1) / THREADS;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 32 ? 65535 * 32 : b));
-}
-
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 // A view's geometry on the device: per_image = c·h·w values, batch_stride apart.
 struct View {
@@ -75,7 +66,7 @@ __global__ void add_into_k(View y, View x, int64_t n) {
 void CudaImageOps::elu_forward(Tensor4<float> y, Tensor4<float> x) {
   check_same(y, x, "elu");
   if (x.size() == 0) return;
-  elu_forward_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(view(y), view(x), x.size());
+  elu_forward_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(view(y), view(x), x.size());
   launch_check("elu_forward");
 }
 
@@ -83,7 +74,7 @@ void CudaImageOps::elu_backward(Tensor4<float> dx, Tensor4<float> dy, Tensor4<fl
   check_same(dx, dy, "elu");
   check_same(dy, y, "elu");
   if (y.size() == 0) return;
-  elu_backward_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(view(dx), view(dy), view(y), y.size());
+  elu_backward_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(view(dx), view(dy), view(y), y.size());
   launch_check("elu_backward");
 }
 
@@ -91,7 +82,7 @@ void CudaImageOps::upsample2_forward(Tensor4<float> y, Tensor4<float> x) {
   if (y.n != x.n || y.c != x.c || y.h != 2 * x.h || y.w != 2 * x.w)
     throw std::invalid_argument("upsample2: the output must be twice the input's height and width");
   if (y.size() == 0) return;
-  upsample2_forward_k<<<blocks_for(y.size()), THREADS, 0, stream_>>>(view(y), view(x), y.size(), y.w, y.plane());
+  upsample2_forward_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(view(y), view(x), y.size(), y.w, y.plane());
   launch_check("upsample2_forward");
 }
 
@@ -99,14 +90,14 @@ void CudaImageOps::upsample2_backward(Tensor4<float> dx, Tensor4<float> dy) {
   if (dy.n != dx.n || dy.c != dx.c || dy.h != 2 * dx.h || dy.w != 2 * dx.w)
     throw std::invalid_argument("upsample2: the gradient must be twice the input's height and width");
   if (dx.size() == 0) return;
-  upsample2_backward_k<<<blocks_for(dx.size()), THREADS, 0, stream_>>>(view(dx), view(dy), dx.size(), dx.w, dx.plane());
+  upsample2_backward_k<<<grid_blocks(dx.size()), GRID_THREADS, 0, stream_>>>(view(dx), view(dy), dx.size(), dx.w, dx.plane());
   launch_check("upsample2_backward");
 }
 
 void CudaImageOps::add_into(Tensor4<float> y, Tensor4<float> x) {
   check_same(y, x, "add_into");
   if (x.size() == 0) return;
-  add_into_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(view(y), view(x), x.size());
+  add_into_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(view(y), view(x), x.size());
   launch_check("add_into");
 }
 

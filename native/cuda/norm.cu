@@ -12,21 +12,13 @@
 #include <stdexcept>
 
 #include "check.cuh"
+#include "grid.cuh"
 #include "image_ops.cuh"
 
 namespace ncsn {
 namespace {
 
-constexpr int THREADS = 256;
 constexpr double EPS = 1e-5;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + THREADS - 1) / THREADS;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 32 ? 65535 * 32 : b));
-}
-
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 // The plane of channel k of image b, and the geometry to find it.
 struct Planes {
@@ -36,12 +28,12 @@ struct Planes {
 };
 Planes planes(const Tensor4<float>& t) { return {t.data, t.c, t.plane(), t.batch_stride}; }
 
-// Every thread gets the block's sum of v; the tree's shape depends on THREADS alone.
+// Every thread gets the block's sum of v; the tree's shape depends on GRID_THREADS alone.
 __device__ double block_sum(double v, double* shared) {
   __syncthreads();  // the previous call's readers are done with shared[0]
   shared[threadIdx.x] = v;
   __syncthreads();
-  for (int half = THREADS / 2; half > 0; half /= 2) {
+  for (int half = GRID_THREADS / 2; half > 0; half /= 2) {
     if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
     __syncthreads();
   }
@@ -49,15 +41,15 @@ __device__ double block_sum(double v, double* shared) {
 }
 
 // grid (c, n): mean[b·c + k] = μ_k in double; stats[2k] = μ_k and stats[2k + 1] = 1/s_k in float.
-__global__ void __launch_bounds__(THREADS) norm_moments_k(Planes x, double* mean, float* stats) {
-  __shared__ double shared[THREADS];
+__global__ void __launch_bounds__(GRID_THREADS) norm_moments_k(Planes x, double* mean, float* stats) {
+  __shared__ double shared[GRID_THREADS];
   const int64_t k = blockIdx.x, b = blockIdx.y, n = x.plane;
   const float* p = x.at(b, k);
   double s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += THREADS) s += p[i];
+  for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) s += p[i];
   const double mu = block_sum(s, shared) / static_cast<double>(n);
   double sq = 0;
-  for (int64_t i = threadIdx.x; i < n; i += THREADS) sq += (p[i] - mu) * (p[i] - mu);
+  for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) sq += (p[i] - mu) * (p[i] - mu);
   const double s2 = block_sum(sq, shared);
   if (threadIdx.x == 0) {
     float* st = stats + b * (2 * x.c + 2);
@@ -100,14 +92,14 @@ __global__ void norm_apply_k(float* y, int64_t y_stride, Planes x, const float* 
 }
 
 // grid (c, n): sums[2(b·c + k)] = Σ g, [+ 1] = Σ g·(x − μ)/s, in double.
-__global__ void __launch_bounds__(THREADS) norm_gradient_sums_k(Planes dy, Planes x, const float* stats, double* sums) {
-  __shared__ double shared[THREADS];
+__global__ void __launch_bounds__(GRID_THREADS) norm_gradient_sums_k(Planes dy, Planes x, const float* stats, double* sums) {
+  __shared__ double shared[GRID_THREADS];
   const int64_t k = blockIdx.x, b = blockIdx.y, n = x.plane;
   const float* st = stats + b * (2 * x.c + 2);
   const double mu = st[2 * k], inv_s = st[2 * k + 1];
   const float *g = dy.at(b, k), *p = x.at(b, k);
   double sg = 0, sgx = 0;
-  for (int64_t i = threadIdx.x; i < n; i += THREADS) {
+  for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) {
     sg += g[i];
     sgx += g[i] * (p[i] - mu) * inv_s;
   }
@@ -198,11 +190,11 @@ void CudaImageOps::cond_instance_norm_forward(Tensor4<float> y, Tensor4<float> x
   const int64_t n = x.n, c = x.c;
   Array<double> mean(memory_, n * c);
   Array<float> affine(memory_, n * c * 2);
-  norm_moments_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), THREADS, 0, stream_>>>(planes(x), mean.data(), stats);
+  norm_moments_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), GRID_THREADS, 0, stream_>>>(planes(x), mean.data(), stats);
   launch_check("cond_instance_norm_forward (moments)");
-  norm_affine_maps_k<<<blocks_for(n), THREADS, 0, stream_>>>(mean.data(), stats, affine.data(), embed, level, n, c);
+  norm_affine_maps_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(mean.data(), stats, affine.data(), embed, level, n, c);
   launch_check("cond_instance_norm_forward (channel statistics)");
-  norm_apply_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(y.data, y.batch_stride, planes(x), stats, affine.data(), x.size());
+  norm_apply_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(y.data, y.batch_stride, planes(x), stats, affine.data(), x.size());
   launch_check("cond_instance_norm_forward");
 }
 
@@ -214,18 +206,18 @@ void CudaImageOps::cond_instance_norm_backward(Tensor4<float> dx, float* dembed,
   const int64_t n = x.n, c = x.c;
   Array<double> sums(memory_, n * c * 2);
   if (n > 0) {
-    norm_gradient_sums_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), THREADS, 0, stream_>>>(
+    norm_gradient_sums_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), GRID_THREADS, 0, stream_>>>(
         planes(dy), planes(x), stats, sums.data());
     launch_check("cond_instance_norm_backward (sums)");
   }
-  norm_embed_gradient_k<<<blocks_for(levels * c), THREADS, 0, stream_>>>(dembed, levels, sums.data(), stats, level, n, c);
+  norm_embed_gradient_k<<<grid_blocks(levels * c), GRID_THREADS, 0, stream_>>>(dembed, levels, sums.data(), stats, level, n, c);
   launch_check("cond_instance_norm_backward (embedding)");
   if (!dx.data || n == 0) return;
   Array<float> coef(memory_, n * c * 4);
-  norm_input_coefficients_k<<<blocks_for(n), THREADS, 0, stream_>>>(sums.data(), stats, embed, level, coef.data(), n, c,
+  norm_input_coefficients_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(sums.data(), stats, embed, level, coef.data(), n, c,
                                                                     x.plane());
   launch_check("cond_instance_norm_backward (coefficients)");
-  norm_input_gradient_k<<<blocks_for(x.size()), THREADS, 0, stream_>>>(dx.data, dx.batch_stride, planes(dy), planes(x),
+  norm_input_gradient_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(dx.data, dx.batch_stride, planes(dy), planes(x),
                                                                       stats, coef.data(), x.size());
   launch_check("cond_instance_norm_backward");
 }
