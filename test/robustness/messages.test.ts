@@ -59,7 +59,7 @@ describe('train on data with no spread', () => {
   it('names a dataset default that conflicts with a flag as the default', () => {
     const r = cli(dir, 'train', '--data', 'toy:moons', '--sigma-begin', '0.01', '--device', 'cpu');
     expect(r.code).toBe(1);
-    expect(r.last).toMatch(/σ_L \(0\.05, toy:moons's default; set it with --sigma-end\) must be smaller than --sigma-begin \(0\.01\)/);
+    expect(r.last).toMatch(/σ_L \(0\.1, toy:moons's default; set it with --sigma-end\) must be smaller than --sigma-begin \(0\.01\)/);
   });
 });
 
