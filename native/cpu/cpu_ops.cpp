@@ -10,6 +10,7 @@
 
 #include "gemm.h"
 #include "isa.h"
+#include "simd.h"
 #include "vecmath.h"
 
 namespace ncsn {
@@ -154,12 +155,40 @@ template <typename T>
 inline __attribute__((always_inline)) void softplus_forward_loop(T* h, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = vm::softplus(z[i]);
 }
+// The float form by whole vectors, each coefficient of the polynomial a register permute, which
+// the compiler does not find on its own from the scalar table lookups.
+template <typename V>
+inline __attribute__((always_inline)) void softplus_forward_vectors(float* h, const float* z, int64_t n) {
+  const simd::SoftplusTable<V> softplus;
+  int64_t i = 0;
+  for (; i + simd::lanes<V> <= n; i += simd::lanes<V>) {
+    V v;
+    simd::load(v, z + i);
+    softplus(v, v);
+    simd::store(h + i, v);
+  }
+  softplus_forward_loop(h + i, z + i, n - i);
+}
+#if NCSN_X86_64
+__attribute__((target("arch=x86-64-v4"))) void softplus_forward_avx512(float* h, const float* z, int64_t n) {
+  softplus_forward_vectors<simd::v16f>(h, z, n);
+}
+__attribute__((target("arch=x86-64-v3"))) void softplus_forward_avx2(float* h, const float* z, int64_t n) {
+  softplus_forward_vectors<simd::v8f>(h, z, n);
+}
+#endif
+void softplus_forward_base(float* h, const float* z, int64_t n) { softplus_forward_vectors<simd::v4f>(h, z, n); }
+void softplus_forward_f32(float* h, const float* z, int64_t n) {
+#if NCSN_X86_64
+  if (thread_isa() == CpuIsa::avx512) return softplus_forward_avx512(h, z, n);
+  if (thread_isa() == CpuIsa::avx2) return softplus_forward_avx2(h, z, n);
+#endif
+  softplus_forward_base(h, z, n);
+}
 template <typename T>
 inline __attribute__((always_inline)) void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::sigmoid(z[i]);
 }
-NCSN_ISA_CLONES
-void softplus_forward_f32(float* h, const float* z, int64_t n) { softplus_forward_loop(h, z, n); }
 NCSN_ISA_CLONES
 void softplus_backward_f32(float* dz, const float* dh, const float* z, int64_t n) {
   softplus_backward_loop(dz, dh, z, n);

@@ -1,5 +1,6 @@
 #include "gemm.h"
 #include "isa.h"
+#include "simd.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,6 +8,8 @@
 
 namespace ncsn {
 namespace {
+
+using namespace simd;
 
 #define NCSN_INLINE inline __attribute__((always_inline))
 
@@ -17,6 +20,18 @@ NCSN_INLINE const T* a_row(const GemmArgs<T>& g, int64_t i) {
 template <typename T>
 NCSN_INLINE const T* b_row(const GemmArgs<T>& g, int64_t p) {
   return g.b_rows ? g.b_rows[p] : g.b + p * g.ldb;
+}
+
+// GemmArgs' epilogue on columns [j0, j1) of one row of C, element by element: the rows and
+// columns that no register tile covers (the tiles apply it to whole vectors, with the same result).
+template <typename T>
+NCSN_INLINE void epilogue_row(const GemmArgs<T>& g, T* c, int64_t j0, int64_t j1) {
+  if (g.bias)
+    for (int64_t j = j0; j < j1; ++j) c[j] += g.bias[j];
+  if (g.bias2)
+    for (int64_t j = j0; j < j1; ++j) c[j] += g.bias2[j];
+  if (g.softplus)
+    for (int64_t j = j0; j < j1; ++j) c[j] = vm::softplus(c[j]);
 }
 
 // Rows of C that no register tile covers: one row at a time, vectorised along N.
@@ -32,25 +47,8 @@ NCSN_INLINE void gemm_rows(const GemmArgs<T>& g, int64_t m0, int64_t m1, int64_t
       const T* b = b_row(g, p);
       for (int64_t j = n0; j < g.n; ++j) c[j] += a * b[j];
     }
+    epilogue_row(g, c, n0, g.n);
   }
-}
-
-// GCC vector types, one per instruction set, each one register wide. A type wider than the
-// machine's registers is lowered through memory, dozens of times slower, so each kernel below is
-// built on the width its target has.
-typedef float v4f __attribute__((vector_size(16)));
-typedef float v8f __attribute__((vector_size(32)));
-typedef float v16f __attribute__((vector_size(64)));
-
-// Unaligned loads and stores: rows of A, B and C start at any float.
-// (Through references: a vector passed by value would change the calling convention with the ISA.)
-template <typename V>
-NCSN_INLINE void load(V& v, const float* p) {
-  std::memcpy(&v, p, sizeof(V));
-}
-template <typename V>
-NCSN_INLINE void store(float* p, const V& v) {
-  std::memcpy(p, &v, sizeof(V));
 }
 
 // The register tile: MR rows × NV vectors of C held in MR·NV accumulators across all of K, one
@@ -80,6 +78,12 @@ NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
       for (int v = 0; v < NV; ++v) acc[r][v] += av * b[v];
     }
   }
+  V bias[NV] = {}, bias2[NV] = {};
+  for (int v = 0; v < NV; ++v) {
+    if (g.bias) load(bias[v], g.bias + j + v * lanes);
+    if (g.bias2) load(bias2[v], g.bias2 + j + v * lanes);
+  }
+  const SoftplusTable<V> softplus;
   for (int r = 0; r < MR; ++r) {
     float* c = g.c + (i + r) * g.ldc + j;
     for (int v = 0; v < NV; ++v) {
@@ -89,6 +93,9 @@ NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
         load(old, c + v * lanes);
         out += old;
       }
+      if (g.bias) out += bias[v];
+      if (g.bias2) out += bias2[v];
+      if (g.softplus) softplus(out, out);
       store(c + v * lanes, out);
     }
   }
@@ -116,8 +123,13 @@ NCSN_INLINE void tail_strip(const GemmArgs<float>& g, int64_t m_tiled, int64_t j
   strip.b_rows = nullptr;
   strip.c = c_strip.data();
   strip.ldc = nc;
+  strip.bias = strip.bias2 = nullptr;
+  strip.softplus = false;
   for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV, RowsA, false>(strip, i, 0);
-  for (int64_t i = 0; i < m_tiled; ++i) std::memcpy(g.c + i * g.ldc + j0, &c_strip[i * nc], sizeof(float) * width);
+  for (int64_t i = 0; i < m_tiled; ++i) {
+    std::memcpy(g.c + i * g.ldc + j0, &c_strip[i * nc], sizeof(float) * width);
+    epilogue_row(g, g.c + i * g.ldc, j0, g.n);
+  }
 }
 
 template <typename V, int MR, int NV, bool RowsA, bool RowsB>
@@ -211,8 +223,6 @@ void transpose_tiled(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64
 // rows, then pairs of pairs, then the two halves (on AVX, unpck/shufps/vperm2f128). The scalar
 // tiles moved one float per load and store: transposing the MLP's 128×128 weights once per chunk
 // was 8 % of a W1 training step.
-typedef int v8i __attribute__((vector_size(32)));
-
 NCSN_INLINE void transpose_8x8(float* dst, int64_t ld_dst, const float* src, int64_t ld_src) {
   v8f r[8], t[8], u[8];
   for (int i = 0; i < 8; ++i) load(r[i], src + i * ld_src);
@@ -276,8 +286,8 @@ void gemm_dot(CpuIsa isa, float* c, int64_t ldc, const float* a, const float* b,
 
 namespace {
 thread_local CpuIsa isa_limit = CpuIsa::avx512;
-CpuIsa thread_isa() { return std::min(cpu_isa(), isa_limit); }
 }  // namespace
+CpuIsa thread_isa() { return std::min(cpu_isa(), isa_limit); }
 
 CpuIsaLimit::CpuIsaLimit(CpuIsa isa) : previous_(isa_limit) { isa_limit = isa; }
 CpuIsaLimit::~CpuIsaLimit() { isa_limit = previous_; }

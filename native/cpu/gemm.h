@@ -4,6 +4,7 @@
 // Either operand's rows may instead come from a table of pointers (a_rows[m] + k·a_col,
 // b_rows[k]): a convolution then reads its input through shifted windows of one padded image in
 // place of an unfolded copy nine times its size.
+// C = A·B is the default; `accumulate` adds the old C, and the epilogue below follows either.
 #pragma once
 #include <cstdint>
 
@@ -21,6 +22,11 @@ struct GemmArgs {
   bool accumulate;
   const T* const* a_rows = nullptr;
   const T* const* b_rows = nullptr;
+  // An epilogue on each finished element of C, while it is still in registers: (c + bias[j]) +
+  // bias2[j], then softplus, each step where given (a hidden layer of the MLP in one pass).
+  const T* bias = nullptr;
+  const T* bias2 = nullptr;
+  bool softplus = false;
 };
 
 void gemm(const GemmArgs<float>& g);
@@ -39,7 +45,11 @@ enum class CpuIsa { base, avx2, avx512 };
 CpuIsa cpu_isa();
 void gemm(CpuIsa isa, const GemmArgs<float>& g);
 
-// While it lives, gemm and gemm_dot on this thread take at most `isa`: the tests run whole ops on
+// The widest this thread may take: cpu_isa(), or less under a CpuIsaLimit. Every hand-vectorised
+// kernel (gemm, gemm_dot, softplus, the fused MLP) dispatches on it.
+CpuIsa thread_isa();
+
+// While it lives, the kernels on this thread take at most `isa`: the tests run whole ops on
 // every kernel the CPU has (a CpuOps of one thread runs its ops on the calling thread).
 class CpuIsaLimit {
  public:

@@ -165,6 +165,35 @@ TEST(every_cpu_gemm_kernel_matches_double) {
   }
 }
 
+// The epilogue (bias, second bias, softplus) on every GEMM kernel: bit for bit the product
+// followed by the element-wise passes it replaces (on the same kernel, which decides where FMAs
+// contract), on tiles, partial tiles and the last strip.
+TEST(every_cpu_gemm_kernel_applies_its_epilogue_exactly) {
+  const int64_t shapes[][3] = {{64, 128, 128}, {13, 37, 70}, {7, 2, 33}, {32, 2, 128}, {9, 128, 16}};
+  unsigned seed = 400;
+  for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
+    const CpuIsaLimit limit(static_cast<CpuIsa>(isa));
+    CpuOps<float> ops(1);
+    for (const auto& s : shapes) {
+      const int64_t m = s[0], k = s[1], n = s[2];
+      const auto a = random_values<float>(m * k, seed++, -3, 3), b = random_values<float>(k * n, seed++, -3, 3);
+      const auto bias = random_values<float>(n, seed++, -2, 2), bias2 = random_values<float>(n, seed++, -2, 2);
+      std::vector<float> want(m * n), got(m * n);
+      gemm(static_cast<CpuIsa>(isa), GemmArgs<float>{want.data(), n, a.data(), k, 1, b.data(), n, m, n, k, false});
+      for (int64_t i = 0; i < m * n; ++i) want[i] = (want[i] + bias[i % n]) + bias2[i % n];
+      ops.softplus_forward(mat(want, m, n), mat(want, m, n));
+      GemmArgs<float> g{got.data(), n, a.data(), k, 1, b.data(), n, m, n, k, false};
+      g.bias = bias.data();
+      g.bias2 = bias2.data();
+      g.softplus = true;
+      gemm(static_cast<CpuIsa>(isa), g);
+      for (int64_t i = 0; i < m * n; ++i)
+        CHECK(got[i] == want[i], "kernel " << isa << ", " << m << "x" << k << "x" << n << " element " << i << ": "
+                                           << got[i] << " vs " << want[i]);
+    }
+  }
+}
+
 // Whole 8×8 blocks, the rows and columns past them, and leading dimensions wider than the block.
 TEST(transpose_moves_every_value) {
   const int64_t shapes[][2] = {{128, 128}, {8, 8}, {13, 21}, {2, 128}, {128, 2}, {7, 9}, {1, 1}};
