@@ -6,8 +6,10 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
+#include "fused_mlp.h"
 #include "gemm.h"
 #include "isa.h"
 #include "simd.h"
@@ -19,6 +21,7 @@ template <typename T>
 CpuOps<T>::CpuOps(int threads, int64_t chunk) : chunk_(chunk < 1 ? 1 : chunk) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   pool_ = std::make_unique<ThreadPool>(threads);
+  if constexpr (std::is_same_v<T, float>) fused_ = std::make_unique<CpuFusedMlp>(*this);
 }
 
 template <typename T>

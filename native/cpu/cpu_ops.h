@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "../core/mlp.h"
 #include "../core/ops.h"
 #include "thread_pool.h"
 
@@ -59,6 +60,8 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void random_uniform(Mat<T> out, T lo, T hi, const RngStream& s, uint64_t offset) override;
   void random_below(int32_t* out, int64_t n, uint32_t bound, const RngStream& s, uint64_t offset) override;
 
+  // float only: the fused MLP sampling path (fused_mlp.h)
+  MlpFastPaths<T>* mlp_fast_paths() override { return fused_.get(); }
   ImageOps<T>* image_ops() override { return this; }
   void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) override;
   void conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) override;
@@ -74,6 +77,7 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
  private:
   std::unique_ptr<ThreadPool> pool_;
   int64_t chunk_;
+  std::unique_ptr<MlpFastPaths<T>> fused_;
 };
 
 }  // namespace ncsn

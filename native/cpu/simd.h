@@ -64,16 +64,28 @@ struct SoftplusTable {
     else out = __builtin_shuffle(row[j][0], row[j][1], i);
   }
   NCSN_VM void operator()(V& h, const V& z) const {
-    const V zero = {}, t = z < zero ? -z : z;
-    const I i = __builtin_convertvector(t < 16.0f ? t * 0.5f : zero, I);
-    const V u = t - (__builtin_convertvector(i, V) * 2.0f + 1.0f);
-    V p, c;
-    pick(p, 8, i);
-    for (int j = 7; j >= 0; --j) {
-      pick(c, j, i);
-      p = p * u + c;
+    h = z;
+    many<1>(&h);
+  }
+  // N vectors in place, their Horner chains interleaved: one chain is nine dependent FMAs, and a
+  // matrix product's epilogue has enough independent vectors to hide their latency.
+  template <int N>
+  NCSN_VM void many(V* x) const {
+    const V zero = {};
+    V t[N], u[N], p[N], c;
+    I i[N];
+    for (int k = 0; k < N; ++k) {
+      t[k] = x[k] < zero ? -x[k] : x[k];
+      i[k] = __builtin_convertvector(t[k] < 16.0f ? t[k] * 0.5f : zero, I);
+      u[k] = t[k] - (__builtin_convertvector(i[k], V) * 2.0f + 1.0f);
+      pick(p[k], 8, i[k]);
     }
-    h = (z < zero ? zero : z) + (t < 16.0f ? p : zero);
+    for (int j = 7; j >= 0; --j)
+      for (int k = 0; k < N; ++k) {
+        pick(c, j, i[k]);
+        p[k] = p[k] * u[k] + c;
+      }
+    for (int k = 0; k < N; ++k) x[k] = (x[k] < zero ? zero : x[k]) + (t[k] < 16.0f ? p[k] : zero);
   }
 };
 

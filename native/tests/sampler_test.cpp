@@ -7,6 +7,7 @@
 #include "check.h"
 #include "model/model.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/gemm.h"
 #include "w1.h"
 
 using namespace ncsn;
@@ -135,4 +136,46 @@ TEST(inpainting_keeps_the_known_pixels_and_completes_the_rest) {
     refused = true;
   }
   CHECK(refused, "pc took an inpainting");
+}
+
+// The CPU's fused Langevin path (cpu/fused_mlp.h) against the op-by-op path, bit for bit, on every
+// kernel this CPU runs: W1's shape, a deeper and narrower MLP whose width leaves a partial strip,
+// a single hidden layer, and a data dimension wide enough for the score layer's matrix product;
+// particle counts that end in a partial block; with and without the denoising step.
+TEST(cpu_fused_langevin_is_the_op_by_op_path) {
+  struct Shape {
+    int64_t data_dim, width, depth;
+  };
+  for (const Shape s : {Shape{2, 128, 2}, Shape{3, 48, 4}, Shape{5, 64, 1}, Shape{20, 32, 2}}) {
+    for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
+      const CpuIsaLimit limit(static_cast<CpuIsa>(isa));
+      ModelConfig c;
+      c.shape = {s.data_dim, s.width, s.depth, 4};
+      c.sigmas = {3, 1, 0.3, 0.1};
+      c.seed = 7;
+      c.threads = 1;  // the ops run on this thread, under its kernel limit
+      Model model(c);
+      const auto data = random_values<float>(static_cast<size_t>(300 * s.data_dim), 21, -2, 2);
+      model.set_data(data.data(), 300, s.data_dim);
+      model.train(30, 64, 30, [](const TrainProgress&) { return true; });
+      const MlpFastPaths<float>* fast = model.fast_paths();
+      CHECK(fast && fast->langevin_unavailable(c.shape).empty(), "the CPU offers no fused Langevin path here");
+      for (const bool denoise : {false, true}) {
+        SampleRequest r;
+        r.n = 77;
+        r.sampler.steps_per_level = 3;
+        r.sampler.seed = 12;
+        r.sampler.denoise = denoise;
+        r.sampler.fused = false;
+        const int64_t before = fast->langevin_runs();
+        const auto op_by_op = draw(model, r);
+        CHECK(fast->langevin_runs() == before, "fused: false ran the fused path");
+        r.sampler.fused = true;
+        const auto fused = draw(model, r);
+        CHECK(fast->langevin_runs() == before + 4, "the fused path ran " << fast->langevin_runs() - before << " of 4 levels");
+        CHECK(fused == op_by_op, "kernel " << isa << ", " << s.data_dim << "-" << s.width << "×" << s.depth
+                                           << (denoise ? " with denoising" : "") << ": fused and op-by-op samples differ");
+      }
+    }
+  }
 }
