@@ -12,6 +12,7 @@
 #include "fused_mlp.h"
 #include "gemm.h"
 #include "isa.h"
+#include "normals.h"
 #include "simd.h"
 #include "vecmath.h"
 
@@ -403,7 +404,14 @@ inline __attribute__((always_inline)) void normal_loop(T* out, int64_t n, const 
   }
 }
 NCSN_ISA_CLONES
-void normal_f32(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
+void normal_f32_scalar(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
+void normal_f32(float* out, int64_t n, const RngStream& s, uint64_t offset) {
+#if NCSN_X86_64
+  if (thread_isa() == CpuIsa::avx512) return normals_avx512(out, n, s, offset);
+  if (thread_isa() == CpuIsa::avx2) return normals_avx2(out, n, s, offset);
+#endif
+  normal_f32_scalar(out, n, s, offset);
+}
 NCSN_ISA_CLONES
 void normal_f64(double* out, int64_t n, const RngStream& s, uint64_t offset) { normal_loop(out, n, s, offset); }
 void normal_any(float* out, int64_t n, const RngStream& s, uint64_t offset) { normal_f32(out, n, s, offset); }

@@ -80,12 +80,14 @@ NCSN_INLINE void tile_epilogue(const GemmArgs<float>& g, V (&acc)[MR][NV], int64
 template <typename V, int MR, int NV, bool RowsA, bool RowsB>
 NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
   constexpr int lanes = sizeof(V) / sizeof(float);
-  V acc[MR][NV] = {};
+  V acc[MR][NV];
   const float* a = g.a + i * g.a_row;
   const float* rows[MR];
   if (RowsA)
     for (int r = 0; r < MR; ++r) rows[r] = g.a_rows[i + r];
-  for (int64_t p = 0; p < g.k; ++p) {
+  // Row p of K into the accumulators; the first sets them (a·b rounds as 0 + a·b does), which
+  // spares zeroing the tile through memory.
+  auto step = [&](int64_t p, bool first) __attribute__((always_inline)) {
     const float* bp = (RowsB ? g.b_rows[p] : g.b + p * g.ldb) + j;
     V b[NV];
     for (int v = 0; v < NV; ++v) load(b[v], bp + v * lanes);
@@ -93,9 +95,15 @@ NCSN_INLINE void tile(const GemmArgs<float>& g, int64_t i, int64_t j) {
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const float av = RowsA ? rows[r][p * g.a_col] : ap[r * g.a_row];
-      for (int v = 0; v < NV; ++v) acc[r][v] += av * b[v];
+      for (int v = 0; v < NV; ++v) acc[r][v] = first ? av * b[v] : acc[r][v] + av * b[v];
     }
-  }
+  };
+  if (g.k == 0)
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  else
+    step(0, true);
+  for (int64_t p = 1; p < g.k; ++p) step(p, false);
   if (g.accumulate)
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {

@@ -97,6 +97,28 @@ TEST(portable_log_and_sincos) {
   CHECK(worst_trig < 3e-7, "sin/cos absolute error " << worst_trig);
 }
 
+// The vectorised normals on every kernel this CPU runs are the portable scalar ones bit for bit
+// (the CUDA backend draws the scalar ones), at offsets and lengths that cut blocks anywhere.
+TEST(every_cpu_normal_kernel_draws_the_portable_normals) {
+  const RngStream s{0x0123456789abcdefull, RngPurpose::sample_noise, 0x1234567890ull};
+  const int64_t spans[][2] = {{0, 4096}, {3, 61}, {1001, 37}, {4095, 2}, {7, 1}};
+  for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
+    const CpuIsaLimit limit(static_cast<CpuIsa>(isa));
+    CpuOps<float> ops(1);
+    for (const auto& span : spans) {
+      const int64_t offset = span[0], n = span[1];
+      std::vector<float> z(n);
+      ops.random_normal(mat(z, 1, n), s, static_cast<uint64_t>(offset));
+      for (int64_t j = 0; j < n; ++j) {
+        const uint64_t e = static_cast<uint64_t>(offset + j);
+        float want[4];
+        normals_from_block(philox_block(s, static_cast<uint32_t>(e / 4)), want);
+        CHECK(z[j] == want[e % 4], "kernel " << isa << ": normal " << e << " is " << z[j] << ", want " << want[e % 4]);
+      }
+    }
+  }
+}
+
 TEST(normals_are_standard_and_chunk_independent) {
   CpuOps<float> ops(1);
   const int64_t n = 1 << 20;
