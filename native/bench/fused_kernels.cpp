@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       seconds = median_seconds(x, [&] {
         for (int64_t l = 0; l < launches; ++l)
           fast->langevin_level(shape, params.data(), ginv.data(), LEVELS - 1, x.mat(particles, D), steps, alpha / 2,
-                               std::sqrt(alpha), 7, static_cast<uint64_t>(l * steps), 0.0f);
+                               std::sqrt(alpha), 7, static_cast<uint64_t>(l * steps), 0.0f, nullptr);
       });
     report("fused_langevin", particles, why, "particle_steps_per_s", why.empty() ? particles * steps * launches / seconds : 0,
            2 * forward_fmas() + ACTIVATION_FLOPS * 2 * H);

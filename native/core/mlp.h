@@ -2,6 +2,7 @@
 //   h_k = softplus(W_k h_{k-1} + b_k + E_k[i]),   s = (W_out h_depth + b_out) / σ_i
 // Forward and backward are written once over the op interface; every buffer is explicit.
 #pragma once
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -47,8 +48,11 @@ template <typename T>
 class MlpFastPaths {
  public:
   virtual ~MlpFastPaths() = default;
+  // `cancel`, set from another thread, may stop the level between steps (the sampler then
+  // discards x); a GPU kernel runs its level whole.
   virtual bool langevin_level(const MlpShape& shape, const T* params, const T* inv_sigma, int32_t level, Mat<T> x,
-                              int64_t steps, T drift, T diffusion, uint64_t seed, uint64_t first_step, T denoise) = 0;
+                              int64_t steps, T drift, T diffusion, uint64_t seed, uint64_t first_step, T denoise,
+                              const std::atomic<bool>* cancel) = 0;
   // Forward, DSM loss and backward over a whole batch: loss[r] per row, grads = Σ_r grad_scale·∂loss[r]/∂θ.
   virtual bool dsm_gradients(const MlpShape& shape, const T* params, const T* sigma, const T* inv_sigma, Mat<T> xt,
                              Mat<T> noise, const int32_t* level, T grad_scale, T* loss, T* grads) = 0;
@@ -112,10 +116,11 @@ class Mlp final : public ScoreModel<T> {
   }
 
   bool fused_langevin_level(Ops<T>& ops, const T* params, int32_t level, Mat<T> x, int64_t steps, T drift,
-                            T diffusion, uint64_t seed, uint64_t first_step, T denoise) override {
+                            T diffusion, uint64_t seed, uint64_t first_step, T denoise,
+                            const std::atomic<bool>* cancel) override {
     MlpFastPaths<T>* fast = ops.mlp_fast_paths();
     return fast && fast->langevin_level(shape_, params, inv_sigma_, level, x, steps, drift, diffusion, seed, first_step,
-                                        denoise);
+                                        denoise, cancel);
   }
 
   bool fused_dsm_gradients(Ops<T>& ops, const T* params, const T* sigma, Mat<T> xt, Mat<T> noise,

@@ -114,7 +114,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
       const T denoise = s.denoise && i == levels - 1 && t1 == steps ? static_cast<T>(sl * sl) : T(0);
       const uint64_t first_step = static_cast<uint64_t>(i * steps + t0);
       const bool fused = !inpaint && s.fused && model.fused_langevin_level(ops, params, static_cast<int32_t>(i), x, t1 - t0, drift,
-                                                               diffusion, s.seed, first_step, denoise);
+                                                               diffusion, s.seed, first_step, denoise, s.cancel);
       if (!fused) {
         if (score.empty()) {
           model.reserve(ops, rows);
@@ -142,7 +142,7 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
           }
         });
       }
-      // A fused segment runs whole: a cancel takes effect at its end.
+      // A fused segment on the GPU runs whole: a cancel takes effect at its end.
       if (cancelled(s) || !progress({i, t1})) return false;
     }
   }

@@ -1,6 +1,7 @@
 // A score model s(x, σ_level): a network that learns it (the MLP, the U-Net), or an exact score used to
 // check the samplers apart from learning.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -65,8 +66,10 @@ class ScoreModel {
 
   // One whole level of Langevin dynamics in a fused kernel, if the backend has one for this model:
   // `steps` updates x ← x + drift·s(x) + diffusion·z with the noise of stream steps first_step…,
-  // then, when denoise > 0, x ← x + denoise·s(x). Returns false to ask for the op-by-op path.
-  virtual bool fused_langevin_level(Ops<T>&, const T*, int32_t, Mat<T>, int64_t, T, T, uint64_t, uint64_t, T) {
+  // then, when denoise > 0, x ← x + denoise·s(x). `cancel` may stop it between steps. Returns
+  // false to ask for the op-by-op path.
+  virtual bool fused_langevin_level(Ops<T>&, const T*, int32_t, Mat<T>, int64_t, T, T, uint64_t, uint64_t, T,
+                                    const std::atomic<bool>*) {
     return false;
   }
 };

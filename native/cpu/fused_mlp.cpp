@@ -14,7 +14,7 @@ std::string CpuFusedMlp::langevin_unavailable(const MlpShape& shape) const {
 
 bool CpuFusedMlp::langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                                  Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed,
-                                 uint64_t first_step, float denoise) {
+                                 uint64_t first_step, float denoise, const std::atomic<bool>* cancel) {
   if (!langevin_unavailable(shape).empty()) return false;
   const std::vector<ParamTensor> layout = mlp_layout(shape);
   const int64_t n = x.rows, d = shape.data_dim, width = shape.width, depth = shape.depth;
@@ -34,13 +34,13 @@ bool CpuFusedMlp::langevin_level(const MlpShape& shape, const float* params, con
     transpose(out_wt.data(), d, out_w, width, d, width);
   }
 
-  const int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  const int64_t block_rows = kBlockTiles * gemm_tile_rows(thread_isa()), blocks = (n + block_rows - 1) / block_rows;
   ops_.run_chunks(blocks, [&](int64_t block, int) {
-    const int64_t r0 = block * kBlockRows, m = std::min(n, r0 + kBlockRows) - r0;
+    const int64_t r0 = block * block_rows, m = std::min(n, r0 + block_rows) - r0;
     thread_local std::vector<float> act[2], score, noise;
-    for (auto& a : act) a.resize(static_cast<size_t>(kBlockRows * width));
-    score.resize(static_cast<size_t>(kBlockRows * d));
-    noise.resize(static_cast<size_t>(kBlockRows * d));
+    for (auto& a : act) a.resize(static_cast<size_t>(block_rows * width));
+    score.resize(static_cast<size_t>(block_rows * d));
+    noise.resize(static_cast<size_t>(block_rows * d));
     const Mat<float> xb = x.row_range(r0, r0 + m), sb{score.data(), m, d}, zb{noise.data(), m, d};
 
     auto score_block = [&] {
@@ -63,6 +63,7 @@ bool CpuFusedMlp::langevin_level(const MlpShape& shape, const float* params, con
     };
 
     for (int64_t t = 0; t < steps; ++t) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) return;
       score_block();
       ops_.random_normal(zb, {seed, RngPurpose::sample_noise, first_step + static_cast<uint64_t>(t)},
                          static_cast<uint64_t>(r0 * d));

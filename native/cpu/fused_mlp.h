@@ -16,7 +16,7 @@ class CpuFusedMlp final : public MlpFastPaths<float> {
   explicit CpuFusedMlp(CpuOps<float>& ops) : ops_(ops) {}
   bool langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                       Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed, uint64_t first_step,
-                      float denoise) override;
+                      float denoise, const std::atomic<bool>* cancel) override;
   // Training runs op by op: its chunks already keep their activations in cache, and the fused
   // forward pass alone would not pay for a second copy of the backward.
   bool dsm_gradients(const MlpShape&, const float*, const float*, const float*, Mat<float>, Mat<float>,
@@ -29,9 +29,10 @@ class CpuFusedMlp final : public MlpFastPaths<float> {
   }
 
  private:
-  // Rows of particles a core carries through a level together: their activations, two blocks of
-  // 32 × 128 floats, stay in L1 (measured: 32 rows beat 16 and 64 on W1).
-  static constexpr int64_t kBlockRows = 32;
+  // Register tiles of rows of particles a core carries through a level together: 32 rows on
+  // AVX-512, whose activations, two blocks of 32 × 128 floats, stay in L1 (measured on W1: 32
+  // rows beat 16 and 64), and whole tiles on every kernel.
+  static constexpr int64_t kBlockTiles = 4;
 
   CpuOps<float>& ops_;
   std::vector<std::vector<float>> weights_t_;  // hidden layer k's weights, transposed (in × width)

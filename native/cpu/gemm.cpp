@@ -63,17 +63,17 @@ NCSN_INLINE void tile_biases(const GemmArgs<float>& g, V (&acc)[MR][NV], int64_t
       }
 }
 
-// softplus on a stored tile, still in L1, four vectors at a time: applied to the accumulators
+// softplus on a stored tile, still in L1, four vectors at a time (a row's two for a one-row tile): applied to the accumulators
 // before the store it ran at two thirds of this speed, their registers and the table's competing.
 template <typename V, int MR, int NV>
 NCSN_INLINE void tile_softplus(const GemmArgs<float>& g, int64_t i, int64_t j) {
-  static_assert((MR * NV) % 4 == 0, "the tile is softplus'd four vectors at a time");
+  constexpr int group = (MR * NV) % 4 == 0 ? 4 : NV;
   const SoftplusTable<V> softplus;
-  for (int q = 0; q < MR * NV; q += 4) {
-    V x[4];
-    for (int k = 0; k < 4; ++k) load(x[k], g.c + (i + (q + k) / NV) * g.ldc + j + (q + k) % NV * lanes<V>);
-    softplus.template many<4>(x);
-    for (int k = 0; k < 4; ++k) store(g.c + (i + (q + k) / NV) * g.ldc + j + (q + k) % NV * lanes<V>, x[k]);
+  for (int q = 0; q < MR * NV; q += group) {
+    V x[group];
+    for (int k = 0; k < group; ++k) load(x[k], g.c + (i + (q + k) / NV) * g.ldc + j + (q + k) % NV * lanes<V>);
+    softplus.template many<group>(x);
+    for (int k = 0; k < group; ++k) store(g.c + (i + (q + k) / NV) * g.ldc + j + (q + k) % NV * lanes<V>, x[k]);
   }
 }
 
@@ -154,10 +154,14 @@ template <typename V, int MR, int NV, bool RowsA, bool RowsB>
 NCSN_INLINE void gemm_f32_tiles(const GemmArgs<float>& g) {
   constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
   const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
-  for (int64_t j = 0; j < n_tiled; j += nc)
+  for (int64_t j = 0; j < n_tiled; j += nc) {
     for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV, RowsA, RowsB>(g, i, j);
+    // the rows past the last whole tile one at a time, still in registers (through memory they
+    // ran at a quarter of the speed: a 6-row AVX2 tile leaves 4 of 64 rows)
+    for (int64_t i = m_tiled; i < g.m; ++i) tile<V, 1, NV, RowsA, RowsB>(g, i, j);
+  }
   if (n_tiled < g.n && m_tiled > 0) tail_strip<V, MR, NV, RowsA>(g, m_tiled, n_tiled);
-  gemm_rows(g, m_tiled, g.m, 0);
+  gemm_rows(g, m_tiled, g.m, n_tiled);
 }
 
 template <typename V, int MR, int NV>
@@ -167,15 +171,17 @@ NCSN_INLINE void gemm_f32_body(const GemmArgs<float>& g) {
   return g.b_rows ? gemm_f32_tiles<V, MR, NV, false, true>(g) : gemm_f32_tiles<V, MR, NV, false, false>(g);
 }
 
+// The tile of each kernel, MR rows × NV vectors.
+constexpr int kTileRowsAvx512 = 8, kTileRowsAvx2 = 6, kTileRowsBase = 4;
 #if NCSN_X86_64
 __attribute__((target("arch=x86-64-v4"))) void gemm_f32_avx512(const GemmArgs<float>& g) {
-  gemm_f32_body<v16f, 8, 2>(g);
+  gemm_f32_body<v16f, kTileRowsAvx512, 2>(g);
 }
 __attribute__((target("arch=x86-64-v3"))) void gemm_f32_avx2(const GemmArgs<float>& g) {
-  gemm_f32_body<v8f, 6, 2>(g);
+  gemm_f32_body<v8f, kTileRowsAvx2, 2>(g);
 }
 #endif
-void gemm_f32_base(const GemmArgs<float>& g) { gemm_f32_body<v4f, 4, 2>(g); }
+void gemm_f32_base(const GemmArgs<float>& g) { gemm_f32_body<v4f, kTileRowsBase, 2>(g); }
 
 template <typename T>
 NCSN_INLINE void dot_rows(T* c, int64_t ldc, const T* a, const T* b, int64_t m, int64_t n, int64_t k) {
@@ -282,6 +288,10 @@ CpuIsa cpu_isa() {
 #else
   return CpuIsa::base;
 #endif
+}
+
+int64_t gemm_tile_rows(CpuIsa isa) {
+  return isa == CpuIsa::avx512 ? kTileRowsAvx512 : isa == CpuIsa::avx2 ? kTileRowsAvx2 : kTileRowsBase;
 }
 
 void gemm(CpuIsa isa, const GemmArgs<float>& g) {

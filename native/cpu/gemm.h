@@ -49,6 +49,10 @@ void gemm(CpuIsa isa, const GemmArgs<float>& g);
 // kernel (gemm, gemm_dot, softplus, the fused MLP) dispatches on it.
 CpuIsa thread_isa();
 
+// Rows of C in one register tile of the kernel for `isa`: a product of a multiple of them rows
+// runs wholly on whole tiles.
+int64_t gemm_tile_rows(CpuIsa isa);
+
 // While it lives, the kernels on this thread take at most `isa`: the tests run whole ops on
 // every kernel the CPU has (a CpuOps of one thread runs its ops on the calling thread).
 class CpuIsaLimit {

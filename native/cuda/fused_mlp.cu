@@ -441,7 +441,7 @@ std::string FusedMlp::training_unavailable(const MlpShape& shape) const {
 
 bool FusedMlp::langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                               Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed,
-                              uint64_t first_step, float denoise) {
+                              uint64_t first_step, float denoise, const std::atomic<bool>*) {
   if (!langevin_unavailable(shape).empty() || (x.rows + P - 1) / P > 0x7fffffff) return false;
   const auto layout = mlp_layout(shape);
   auto at = [&](size_t t) { return params + layout[t].offset; };

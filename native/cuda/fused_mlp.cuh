@@ -14,7 +14,7 @@ class FusedMlp final : public MlpFastPaths<float> {
   FusedMlp(int device, cudaStream_t stream, Device& memory);
   bool langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                       Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed, uint64_t first_step,
-                      float denoise) override;
+                      float denoise, const std::atomic<bool>* cancel) override;
   bool dsm_gradients(const MlpShape& shape, const float* params, const float* sigma, const float* inv_sigma,
                      Mat<float> xt, Mat<float> noise, const int32_t* level, float grad_scale, float* loss,
                      float* grads) override;
