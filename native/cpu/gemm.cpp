@@ -63,11 +63,14 @@ NCSN_INLINE void tile_biases(const GemmArgs<float>& g, V (&acc)[MR][NV], int64_t
       }
 }
 
-// softplus on a stored tile, still in L1, four vectors at a time (a row's two for a one-row tile): applied to the accumulators
+// softplus on a stored tile, still in L1, in groups of vectors: applied to the accumulators
 // before the store it ran at two thirds of this speed, their registers and the table's competing.
 template <typename V, int MR, int NV>
 NCSN_INLINE void tile_softplus(const GemmArgs<float>& g, int64_t i, int64_t j) {
-  constexpr int group = (MR * NV) % 4 == 0 ? 4 : NV;
+  // AVX-512's 32 registers hold the table and four chains; 16 hold the table and one, and the
+  // out-of-order core overlaps successive vectors (four spilled to the stack there: one took
+  // AVX2's W1 sampling from 36 to 47 % of its FMA ceiling)
+  constexpr int group = lanes<V> < 16 ? 1 : (MR * NV) % 4 == 0 ? 4 : NV;
   const SoftplusTable<V> softplus;
   for (int q = 0; q < MR * NV; q += group) {
     V x[group];
