@@ -36,9 +36,10 @@ auto unet_ops(int64_t n, int64_t C) {
   return std::make_tuple(
       std::vector<Conv3x3>{{n, 1, C, 28, 28, 1}, {n, C, C, 28, 28, 1}, {n, C, 2 * C, 28, 28, 2}, {n, 2 * C, 2 * C, 14, 14, 1},
                            {n, 2 * C, 2 * C, 14, 14, 2}, {n, 2 * C, 2 * C, 7, 7, 1}, {n, 4 * C, 2 * C, 14, 14, 1},
-                           {n, 3 * C, C, 28, 28, 1}, {n, C, 1, 28, 28, 1}},
-      std::vector<CondInstanceNorm>{{n, C, 28, 28, 10}, {n, 2 * C, 14, 14, 10}, {n, 3 * C, 28, 28, 10}},
-      std::vector<Elu>{{}}, std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
+                           {n, 3 * C, C, 28, 28, 1}, {n, C, 1, 28, 28, 1}, {n, C, C, 28, 28, 1, false, true},
+                           {n, 2 * C, 2 * C, 14, 14, 1, false, true}, {n, 2 * C, 2 * C, 7, 7, 1, false, true}},
+      std::vector<CondInstanceNorm>{{n, C, 28, 28, 10, true}, {n, 2 * C, 14, 14, 10, true}, {n, 3 * C, 28, 28, 10, true}},
+      std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
 }
 
 }  // namespace

@@ -184,8 +184,11 @@ class ImageOps {
  public:
   virtual ~ImageOps() = default;
 
-  // y = conv3x3(x; w) + b, padding 1, stride 1 or 2; w is [y.c, x.c, 3, 3] and y.h = (x.h − 1)/stride + 1.
-  virtual void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) = 0;
+  // y = conv3x3(x; w) + b (+ add, where add.data is set), padding 1, stride 1 or 2; w is
+  // [y.c, x.c, 3, 3] and y.h = (x.h − 1)/stride + 1. `add` (y's shape) is a residual connection
+  // taken in the output's epilogue, so the sum is written once instead of written, read and
+  // written again; its backward hands dy to `add`'s branch unchanged.
+  virtual void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride, Tensor4<T> add) = 0;
   // dx (skipped when dx.data is null), dw and db, overwritten.
   virtual void conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) = 0;
 
@@ -194,23 +197,21 @@ class ImageOps {
   // v the mean and standard deviation of the μ_k across channels (unbiased variance, +1e-5),
   //   y_k = γ[i,k] (x_k − μ_k)/s_k + β[i,k] + α[i,k] (μ_k − m)/v,
   // with embed[i] = [γ | β | α], 3·C values per level. stats (2·C + 2 per image) keeps μ_k, 1/s_k,
-  // m and 1/v for the backward pass.
+  // m and 1/v for the backward pass. With `elu`, y = ELU(that) = v > 0 ? v : exp(v) − 1, applied
+  // before the value is stored (the U-Net's normact in one pass instead of two).
   virtual void cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* embed, const int32_t* level,
-                                          T* stats) = 0;
-  // dx, and dembed [levels × 3C] overwritten (zero for levels no image has).
+                                          T* stats, bool elu) = 0;
+  // dx, and dembed [levels × 3C] overwritten (zero for levels no image has). Where the forward
+  // applied ELU, elu_y is its output and dy is taken through ELU′ (1 where y > 0, else y + 1) as it
+  // is read; elu_y is empty otherwise.
   virtual void cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t levels, Tensor4<T> dy, Tensor4<T> x,
-                                           const T* embed, const int32_t* level, const T* stats) = 0;
-
-  // y = ELU(x) = x > 0 ? x : exp(x) − 1, element-wise over equal shapes (y may be x).
-  virtual void elu_forward(Tensor4<T> y, Tensor4<T> x) = 0;
-  // dx = dy · ELU′, from the forward's output y (ELU′ = 1 where y > 0, else y + 1); dx may be dy.
-  virtual void elu_backward(Tensor4<T> dx, Tensor4<T> dy, Tensor4<T> y) = 0;
+                                           const T* embed, const int32_t* level, const T* stats, Tensor4<T> elu_y) = 0;
 
   // Nearest-neighbour 2× up-sampling, y.h = 2·x.h; backward sums each 2×2 block into dx.
   virtual void upsample2_forward(Tensor4<T> y, Tensor4<T> x) = 0;
   virtual void upsample2_backward(Tensor4<T> dx, Tensor4<T> dy) = 0;
 
-  // y += x over equal shapes (a residual connection; its backward hands dy to both branches).
+  // y += x over equal shapes (a gradient added to a buffer's share from another branch).
   virtual void add_into(Tensor4<T> y, Tensor4<T> x) = 0;
 };
 

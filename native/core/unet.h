@@ -12,6 +12,8 @@
 // The network is recorded once as a tape of nodes over numbered buffers; forward runs the tape, and
 // backward runs it in reverse. A concatenation costs nothing: `b` and `a` are written by their
 // blocks straight into channel slices of the tensors that concatenate them, beside up2's output.
+// normact is one op (ELU fused into the norm), and a residual block's add is taken by its second
+// convolution's epilogue: neither writes a tensor that the next op reads back only to change it.
 #pragma once
 #include <algorithm>
 #include <stdexcept>
@@ -93,14 +95,13 @@ class UNet final : public ScoreModel<T> {
       switch (node.op) {
         case Op::conv:
           im.conv3x3_forward(out, in, params + layout_[node.param].offset, params + layout_[node.param + 1].offset,
-                             node.stride);
+                             node.stride, node.add >= 0 ? value(a, node.add, n, x.data, s.data) : Tensor4<T>{});
           break;
         case Op::norm_act:
-          im.cond_instance_norm_forward(out, in, params + layout_[node.param].offset, level, a.stats[node.stats].data());
-          im.elu_forward(out, out);
+          im.cond_instance_norm_forward(out, in, params + layout_[node.param].offset, level, a.stats[node.stats].data(),
+                                        true);
           break;
         case Op::upsample: im.upsample2_forward(out, in); break;
-        case Op::residual: im.add_into(out, in); break;
       }
     }
   }
@@ -120,6 +121,7 @@ class UNet final : public ScoreModel<T> {
       const Tensor4<T> g = gradient(a, node.out, n, ds.data);
       switch (node.op) {
         case Op::conv: {
+          if (node.add >= 0) give_copy(ops, a, node.add, n, g);  // the residual branch: first, as it was added last
           const T* w = params + layout_[node.param].offset;
           T *dw = grads + layout_[node.param].offset, *db = grads + layout_[node.param + 1].offset;
           if (node.in == input_) {
@@ -130,31 +132,20 @@ class UNet final : public ScoreModel<T> {
           break;
         }
         case Op::norm_act: {
-          im.elu_backward(g, g, val(node.out));
           const ParamTensor& e = layout_[node.param];
           give(ops, a, node.in, n, [&](Tensor4<T> dx) {
             im.cond_instance_norm_backward(dx, grads + e.offset, shape_.levels, g, val(node.in), params + e.offset, level,
-                                           a.stats[node.stats].data());
+                                           a.stats[node.stats].data(), val(node.out));
           });
           break;
         }
         case Op::upsample: give(ops, a, node.in, n, [&](Tensor4<T> dx) { im.upsample2_backward(dx, g); }); break;
-        case Op::residual:
-          give(ops, a, node.in, n, [&](Tensor4<T> dx) {
-            const int64_t image = g.c * g.plane();
-            if (dx.batch_stride == image && g.batch_stride == image) {  // neither a slice: one copy (one launch on a GPU)
-              ops.copy(dx.data, g.data, sizeof(T) * image * n);
-              return;
-            }
-            for (int64_t b = 0; b < n; ++b) ops.copy(dx.channel(b, 0), g.channel(b, 0), sizeof(T) * image);
-          });
-          break;
       }
     }
   }
 
  private:
-  enum class Op { conv, norm_act, upsample, residual };
+  enum class Op { conv, norm_act, upsample };
   enum class Role { inner, input, output };
   // A buffer of c × h × w per image; a view of channels [first, first + c) of `parent` when parent ≥ 0.
   struct Buffer {
@@ -169,6 +160,7 @@ class UNet final : public ScoreModel<T> {
     size_t param = 0;  // conv: weight (bias follows); norm_act: embed
     int stride = 1;
     int stats = -1;
+    int add = -1;  // conv: the residual branch added to its output, or −1
   };
   struct Activations {
     int64_t rows = 0;
@@ -208,6 +200,17 @@ class UNet final : public ScoreModel<T> {
     write(temp);
     ops.image_ops()->add_into(target, temp);
   }
+  // Hands buffer `id` the gradient g unchanged (a residual connection's branch).
+  void give_copy(Ops<T>& ops, Activations& a, int id, int64_t n, const Tensor4<T>& g) const {
+    give(ops, a, id, n, [&](Tensor4<T> dx) {
+      const int64_t image = g.c * g.plane();
+      if (dx.batch_stride == image && g.batch_stride == image) {  // neither a slice: one copy (one launch on a GPU)
+        ops.copy(dx.data, g.data, sizeof(T) * image * n);
+        return;
+      }
+      for (int64_t b = 0; b < n; ++b) ops.copy(dx.channel(b, 0), g.channel(b, 0), sizeof(T) * image);
+    });
+  }
 
   int buffer(int64_t c, int64_t h, int64_t w) {
     buffers_.push_back({c, h, w});
@@ -227,13 +230,13 @@ class UNet final : public ScoreModel<T> {
     return layout_.size() - 1;
   }
 
-  // conv3x3 from buffer `in` into `out` (a new buffer when out < 0).
-  int conv(const std::string& name, int in, int64_t co, int stride, int out = -1) {
+  // conv3x3 from buffer `in` into `out` (a new buffer when out < 0), plus buffer `add` when add ≥ 0.
+  int conv(const std::string& name, int in, int64_t co, int stride, int out = -1, int add = -1) {
     const Buffer b = buffers_[in];
     if (out < 0) out = buffer(co, (b.h - 1) / stride + 1, (b.w - 1) / stride + 1);
     const size_t w = add_param(name + ".weight", {co, b.c, 3, 3}, ParamInit::fan_in_uniform, b.c * 9);
     add_param(name + ".bias", {co}, ParamInit::fan_in_uniform, b.c * 9);
-    tape_.push_back({Op::conv, in, out, w, stride});
+    tape_.push_back({Op::conv, in, out, w, stride, -1, add});
     return out;
   }
   int norm_act(const std::string& name, int in) {
@@ -248,9 +251,7 @@ class UNet final : public ScoreModel<T> {
   int residual(const std::string& name, int h, int out = -1) {
     const int64_t c = buffers_[h].c;
     const int t = conv(name + ".conv1", norm_act(name + ".norm1", h), c, 1);
-    const int y = conv(name + ".conv2", norm_act(name + ".norm2", t), c, 1, out);
-    tape_.push_back({Op::residual, h, y});
-    return y;
+    return conv(name + ".conv2", norm_act(name + ".norm2", t), c, 1, out, h);
   }
 
   // One statement per step, so that the parameters are laid out in this order whatever order a

@@ -11,7 +11,7 @@
 // columns past each row are computed and dropped), row (ci, dy, dx) of cols is xp[ci] shifted by
 // dy·(w+2) + dx: a window the product reads through a table of row pointers. Writing cols cost
 // more than a third of a sampling step, in copies nine times the input's size.
-//   forward    y = W · windows(xp) + b
+//   forward    y = W · windows(xp) + b  (+ a residual branch, added as each row is written)
 //   backward   dWᵀ = Σ_images windows(xp) · dyᵀ  (dy on the wide grid, zero in the dropped columns)
 //              dx = W̃ · windows(dyp): the same stride-1 product over dy padded, with
 //              W̃[ci][co, a, b] = W[co][ci][2 − a][2 − b], the weights transposed and flipped
@@ -118,9 +118,11 @@ const T** windows(std::vector<const T*>& rows, const T* xp, int64_t c, int64_t h
   return rows.data();
 }
 
-// y [co, h, w] = W · windows(xp) (+ bias, where given): a stride-1 convolution of a padded image.
+// y [co, h, w] = W · windows(xp) (+ bias, + add [co, h, w], where given): a stride-1 convolution of a
+// padded image.
 template <typename T>
-void conv_windows(T* y, const T* w, const T* bias, const T** rows, int64_t co, int64_t ci, int64_t h, int64_t wd) {
+void conv_windows(T* y, const T* w, const T* bias, const T* add, const T** rows, int64_t co, int64_t ci, int64_t h,
+                  int64_t wd) {
   thread_local std::vector<T> buf;
   const int64_t wp = wd + 2, q = h * wp;
   T* grid = scratch(buf, static_cast<size_t>(co * q));
@@ -130,28 +132,41 @@ void conv_windows(T* y, const T* w, const T* bias, const T** rows, int64_t co, i
       const T* in = grid + o * q + oy * wp;
       T* out = y + (o * h + oy) * wd;
       const T b = bias ? bias[o] : T(0);
-      for (int64_t ox = 0; ox < wd; ++ox) out[ox] = in[ox] + b;
+      if (add) {
+        const T* r = add + (o * h + oy) * wd;
+        for (int64_t ox = 0; ox < wd; ++ox) out[ox] = in[ox] + b + r[ox];
+      } else {
+        for (int64_t ox = 0; ox < wd; ++ox) out[ox] = in[ox] + b;
+      }
     }
 }
 
 }  // namespace
 
 template <typename T>
-void CpuOps<T>::conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) {
+void CpuOps<T>::conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride, Tensor4<T> add) {
   check_conv(y, x, stride);
+  if (add.data && (add.n != y.n || add.c != y.c || add.h != y.h || add.w != y.w))
+    throw std::invalid_argument("conv3x3: the tensor added to the output differs from it in shape");
   thread_local std::vector<T> buf;
   thread_local std::vector<const T*> rows;
   const int64_t p = y.plane(), k = x.c * 9;
   for (int64_t i = 0; i < x.n; ++i) {
     if (stride == 1) {
       const T* xp = pad(buf, x, i);
-      conv_windows(y.channel(i, 0), w, b, windows(rows, xp, x.c, x.h, x.w), y.c, x.c, x.h, x.w);
+      conv_windows(y.channel(i, 0), w, b, add.data ? add.channel(i, 0) : nullptr, windows(rows, xp, x.c, x.h, x.w), y.c,
+                   x.c, x.h, x.w);
       continue;
     }
     T* cols = scratch(buf, static_cast<size_t>(k * p));
     unfold(cols, x, i, y.h, y.w, stride);
     for (int64_t co = 0; co < y.c; ++co) std::fill(y.channel(i, co), y.channel(i, co) + p, b[co]);
     gemm(GemmArgs<T>{y.channel(i, 0), p, w, k, 1, cols, p, y.c, p, k, true});
+    if (add.data) {  // while the image's output is in cache
+      T* out = y.channel(i, 0);
+      const T* r = add.channel(i, 0);
+      for (int64_t j = 0; j < y.c * p; ++j) out[j] += r[j];
+    }
   }
 }
 
@@ -190,8 +205,8 @@ void CpuOps<T>::conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Ten
       const T* xp = pad(buf, x, i);
       gemm(GemmArgs<T>{dw_t, dy.c, nullptr, 0, 1, dy_t, dy.c, k, dy.c, q, true, windows(rows, xp, x.c, x.h, x.w)});
       if (dx.data)
-        conv_windows(dx.channel(i, 0), w_flip, static_cast<const T*>(nullptr), windows(dy_rows, dyp, dy.c, x.h, x.w), x.c,
-                     dy.c, x.h, x.w);
+        conv_windows(dx.channel(i, 0), w_flip, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                     windows(dy_rows, dyp, dy.c, x.h, x.w), x.c, dy.c, x.h, x.w);
       continue;
     }
     T* cols = scratch(buf, static_cast<size_t>(k * p));
@@ -207,7 +222,7 @@ void CpuOps<T>::conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Ten
 }
 
 #define NCSN_INSTANTIATE(T)                                                                            \
-  template void CpuOps<T>::conv3x3_forward(Tensor4<T>, Tensor4<T>, const T*, const T*, int);          \
+  template void CpuOps<T>::conv3x3_forward(Tensor4<T>, Tensor4<T>, const T*, const T*, int, Tensor4<T>);      \
   template void CpuOps<T>::conv3x3_backward(Tensor4<T>, T*, T*, Tensor4<T>, Tensor4<T>, const T*, int);
 NCSN_INSTANTIATE(float)
 NCSN_INSTANTIATE(double)

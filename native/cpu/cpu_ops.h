@@ -63,13 +63,12 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   // float only: the fused MLP sampling path (fused_mlp.h)
   MlpFastPaths<T>* mlp_fast_paths() override { return fused_.get(); }
   ImageOps<T>* image_ops() override { return this; }
-  void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride) override;
+  void conv3x3_forward(Tensor4<T> y, Tensor4<T> x, const T* w, const T* b, int stride, Tensor4<T> add) override;
   void conv3x3_backward(Tensor4<T> dx, T* dw, T* db, Tensor4<T> dy, Tensor4<T> x, const T* w, int stride) override;
-  void cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* embed, const int32_t* level, T* stats) override;
+  void cond_instance_norm_forward(Tensor4<T> y, Tensor4<T> x, const T* embed, const int32_t* level, T* stats,
+                                  bool elu) override;
   void cond_instance_norm_backward(Tensor4<T> dx, T* dembed, int64_t levels, Tensor4<T> dy, Tensor4<T> x,
-                                   const T* embed, const int32_t* level, const T* stats) override;
-  void elu_forward(Tensor4<T> y, Tensor4<T> x) override;
-  void elu_backward(Tensor4<T> dx, Tensor4<T> dy, Tensor4<T> y) override;
+                                   const T* embed, const int32_t* level, const T* stats, Tensor4<T> elu_y) override;
   void upsample2_forward(Tensor4<T> y, Tensor4<T> x) override;
   void upsample2_backward(Tensor4<T> dx, Tensor4<T> dy) override;
   void add_into(Tensor4<T> y, Tensor4<T> x) override;

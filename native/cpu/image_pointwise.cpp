@@ -1,11 +1,10 @@
-// The image networks' element-wise ops (ELU, the residual add) and nearest 2× up-sampling, on NCHW
-// views whose images may be channel slices of wider tensors.
+// The image networks' nearest 2× up-sampling and the add of a gradient's two shares, on NCHW views
+// whose images may be channel slices of wider tensors. (ELU is fused into CondInstanceNorm++,
+// norm.cpp, and the residual add into the convolution, conv.cpp.)
 #include <stdexcept>
 #include <string>
 
 #include "cpu_ops.h"
-#include "isa.h"
-#include "vecmath.h"
 
 namespace ncsn {
 namespace {
@@ -23,34 +22,7 @@ void per_image(const Tensor4<T>& out, const Tensor4<T>& in, Fn fn) {
   for (int64_t b = 0; b < in.n; ++b) fn(out.channel(b, 0), in.channel(b, 0), count);
 }
 
-template <typename T>
-inline __attribute__((always_inline)) void elu_loop(T* out, const T* in, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = vm::elu(in[i]);
-}
-NCSN_ISA_CLONES
-void elu_f32(float* out, const float* in, int64_t n) { elu_loop(out, in, n); }
-void elu_any(float* out, const float* in, int64_t n) { elu_f32(out, in, n); }
-void elu_any(double* out, const double* in, int64_t n) { elu_loop(out, in, n); }
-
 }  // namespace
-
-template <typename T>
-void CpuOps<T>::elu_forward(Tensor4<T> y, Tensor4<T> x) {
-  check_same(y, x, "elu");
-  per_image(y, x, [](T* out, const T* in, int64_t n) { elu_any(out, in, n); });
-}
-
-template <typename T>
-void CpuOps<T>::elu_backward(Tensor4<T> dx, Tensor4<T> dy, Tensor4<T> y) {
-  check_same(dx, dy, "elu");
-  check_same(dy, y, "elu");
-  for (int64_t b = 0; b < y.n; ++b) {
-    const int64_t n = y.c * y.plane();
-    const T *g = dy.channel(b, 0), *out = y.channel(b, 0);
-    T* d = dx.channel(b, 0);
-    for (int64_t i = 0; i < n; ++i) d[i] = out[i] > 0 ? g[i] : g[i] * (out[i] + 1);
-  }
-}
 
 template <typename T>
 void CpuOps<T>::upsample2_forward(Tensor4<T> y, Tensor4<T> x) {
@@ -90,8 +62,6 @@ void CpuOps<T>::add_into(Tensor4<T> y, Tensor4<T> x) {
 }
 
 #define NCSN_INSTANTIATE(T)                                                \
-  template void CpuOps<T>::elu_forward(Tensor4<T>, Tensor4<T>);             \
-  template void CpuOps<T>::elu_backward(Tensor4<T>, Tensor4<T>, Tensor4<T>); \
   template void CpuOps<T>::upsample2_forward(Tensor4<T>, Tensor4<T>);       \
   template void CpuOps<T>::upsample2_backward(Tensor4<T>, Tensor4<T>);      \
   template void CpuOps<T>::add_into(Tensor4<T>, Tensor4<T>);

@@ -1,10 +1,11 @@
 // 3×3 convolution with padding 1, stride 1 or 2, on the GPU as implicit GEMM: the same three
 // products as native/cpu/conv.cpp, but the unfolded input is never written; each tile loader reads
 // the input pixel that a (row, column) of the product stands for, or 0 in the padding.
-//   forward          Y[co][(b, p)]   = Σ_k W[co][k] · X̂[k][(b, p)] + bias,   k = (ci, ty, tx)
+//   forward          Y[co][(b, p)]   = Σ_k W[co][k] · X̂[k][(b, p)] + bias (+ R[co][(b, p)]),   k = (ci, ty, tx)
 //   backward data    dX[ci][(b, q)]  = Σ_k W[co][ci][t] · dŶ[k][(b, q)],     k = (co, ty, tx)
 //   backward weights dW[co][(ci, t)] = Σ_(b,p) dY[co][(b, p)] · X̂[(ci, t)][(b, p)]
-// where p runs over output pixels and q over input pixels. Backward data gathers, for input pixel
+// where p runs over output pixels and q over input pixels. R, a residual branch, is added in the
+// forward's epilogue as each output is stored. Backward data gathers, for input pixel
 // (iy, ix) and tap (ty, tx), the output pixel whose tap lands there: oy·stride = iy + 1 − ty, which
 // exists only when that is non-negative, divisible by the stride and inside the output.
 // Backward weights sums over every pixel of the batch, a long K and a small M × N, so K is split
@@ -76,6 +77,8 @@ struct ForwardProblem {
   ConvShape s;
   const float *x, *w, *bias;
   float* y;
+  const float* add;  // a residual branch of y's shape, or null
+  int64_t add_stride;
   __device__ Col col(int n) const {
     const int b = n / s.out_plane();
     return output_pixel(s, b, n - b * s.out_plane());
@@ -83,9 +86,13 @@ struct ForwardProblem {
   __device__ Row row(int) const { return {}; }
   __device__ float a(int m, int k, const Row&) const { return w[static_cast<int64_t>(m) * K + k]; }
   __device__ float b(int k, const Row&, int, const Col& c) const { return unfolded(x, s, c, k / 9, k % 9); }
+  // (v + bias) + add, in the order the unfused conv-then-add rounds.
   __device__ void store(int m, int n, float v, int) const {
     const int b = n / s.out_plane();
-    y[b * s.y_stride + static_cast<int64_t>(m) * s.out_plane() + (n - b * s.out_plane())] = v + bias[m];
+    const int64_t at = static_cast<int64_t>(m) * s.out_plane() + (n - b * s.out_plane());
+    float out = v + bias[m];
+    if (add) out += add[b * add_stride + at];
+    y[b * s.y_stride + at] = out;
   }
 };
 
@@ -347,10 +354,13 @@ void run_gemm(const P& p, int slices, int k_len, Precision precision, cudaStream
 
 }  // namespace
 
-void CudaImageOps::conv3x3_forward(Tensor4<float> y, Tensor4<float> x, const float* w, const float* b, int stride) {
+void CudaImageOps::conv3x3_forward(Tensor4<float> y, Tensor4<float> x, const float* w, const float* b, int stride,
+                                   Tensor4<float> add) {
   check_conv(y, x, stride);
+  if (add.data && (add.n != y.n || add.c != y.c || add.h != y.h || add.w != y.w))
+    throw std::invalid_argument("conv3x3: the tensor added to the output differs from it in shape");
   const ForwardProblem p{static_cast<int>(y.c), static_cast<int>(x.n * y.plane()), static_cast<int>(x.c * 9),
-                         shape_of(y, x, stride), x.data, w, b, y.data};
+                         shape_of(y, x, stride), x.data, w, b, y.data, add.data, add.batch_stride};
   if (p.M == 0 || p.N == 0) return;
   run_gemm(p, 1, p.K, precision_, stream_, "conv3x3_forward");
 }

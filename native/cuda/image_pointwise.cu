@@ -1,4 +1,5 @@
-// ELU, nearest 2× up-sampling and the residual add on the GPU, over NCHW views whose images may be
+// Nearest 2× up-sampling and the add of a gradient's two shares on the GPU (ELU is fused into
+// CondInstanceNorm++, norm.cu, and the residual add into the convolution, conv.cu), over NCHW views whose images may be
 // channel slices of wider tensors: element i of a view is image i / (c·h·w), at offset i % (c·h·w)
 // from that image's first channel, batch_stride apart.
 #include <stdexcept>
@@ -25,21 +26,6 @@ void check_same(const Tensor4<float>& a, const Tensor4<float>& b, const char* op
     throw std::invalid_argument(std::string(op) + ": the two tensors' shapes differ");
 }
 
-// exp(x) − 1 as the CPU's float ELU computes it (not expm1), so both backends round alike.
-__global__ void elu_forward_k(View y, View x, int64_t n) {
-  GRID_STRIDE(i, n) {
-    const float v = x.at(i);
-    y.at(i) = v > 0.0f ? v : expf(v) - 1.0f;
-  }
-}
-
-__global__ void elu_backward_k(View dx, View dy, View y, int64_t n) {
-  GRID_STRIDE(i, n) {
-    const float out = y.at(i), g = dy.at(i);
-    dx.at(i) = out > 0.0f ? g : g * (out + 1.0f);
-  }
-}
-
 // One thread per output pixel: plane index q of the h2×w2 output reads pixel (y/2, x/2) of the input.
 __global__ void upsample2_forward_k(View y, View x, int64_t n, int64_t w2, int64_t plane2) {
   GRID_STRIDE(i, n) {
@@ -62,21 +48,6 @@ __global__ void add_into_k(View y, View x, int64_t n) {
 }
 
 }  // namespace
-
-void CudaImageOps::elu_forward(Tensor4<float> y, Tensor4<float> x) {
-  check_same(y, x, "elu");
-  if (x.size() == 0) return;
-  elu_forward_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(view(y), view(x), x.size());
-  launch_check("elu_forward");
-}
-
-void CudaImageOps::elu_backward(Tensor4<float> dx, Tensor4<float> dy, Tensor4<float> y) {
-  check_same(dx, dy, "elu");
-  check_same(dy, y, "elu");
-  if (y.size() == 0) return;
-  elu_backward_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(view(dx), view(dy), view(y), y.size());
-  launch_check("elu_backward");
-}
 
 void CudaImageOps::upsample2_forward(Tensor4<float> y, Tensor4<float> x) {
   if (y.n != x.n || y.c != x.c || y.h != 2 * x.h || y.w != 2 * x.w)

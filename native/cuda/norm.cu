@@ -3,8 +3,9 @@
 //   forward   1. a block per (image, channel) sums its plane in double: μ_k, then Σ (x − μ_k)²
 //             2. a thread per image takes m and v over its channels, in channel order, and the
 //                affine map of every channel, y_k = (x_k − μ_k)·scale_k + shift_k
-//             3. a thread per element applies it
-//   backward  1. a block per (image, channel): Σ g and Σ g·x̂ in double
+//             3. a thread per element applies it, and ELU where it is fused in
+//   backward  1. a block per (image, channel): Σ g and Σ g·x̂ in double, g taken through ELU′
+//                (from the forward's output) as it is read where ELU was fused in
 //             2. a thread per image: dμ_k, and the coefficients of dx_k
 //             3. a thread per (level, channel) adds dγ, dβ, dα over the images in image order;
 //                a thread per element writes dx
@@ -27,6 +28,17 @@ struct Planes {
   __device__ const float* at(int64_t b, int64_t k) const { return data + b * batch_stride + k * plane; }
 };
 Planes planes(const Tensor4<float>& t) { return {t.data, t.c, t.plane(), t.batch_stride}; }
+
+// exp(v) − 1 as the CPU's float ELU computes it (not expm1), so both backends round alike.
+__device__ __forceinline__ float elu(float v) { return v > 0.0f ? v : expf(v) - 1.0f; }
+
+// The gradient of plane (b, k) at q, taken through ELU′ from the ELU's output y where y.data is set.
+__device__ __forceinline__ float gradient_at(const Planes& dy, const Planes& y, int64_t b, int64_t k, int64_t q) {
+  const float g = dy.at(b, k)[q];
+  if (!y.data) return g;
+  const float out = y.at(b, k)[q];
+  return out > 0.0f ? g : g * (out + 1.0f);
+}
 
 // Every thread gets the block's sum of v; the tree's shape depends on GRID_THREADS alone.
 __device__ double block_sum(double v, double* shared) {
@@ -82,26 +94,31 @@ __global__ void norm_affine_maps_k(const double* mean, float* stats, float* affi
   }
 }
 
-// Element i of the logical n × c × plane tensor: y = (x − μ)·scale + shift.
-__global__ void norm_apply_k(float* y, int64_t y_stride, Planes x, const float* stats, const float* affine, int64_t total) {
+// Element i of the logical n × c × plane tensor: y = (x − μ)·scale + shift, then ELU where fused.
+__global__ void norm_apply_k(float* y, int64_t y_stride, Planes x, const float* stats, const float* affine, int64_t total,
+                             bool with_elu) {
   GRID_STRIDE(i, total) {
     const int64_t q = i % x.plane, bk = i / x.plane, b = bk / x.c, k = bk % x.c;
     const float mu = stats[b * (2 * x.c + 2) + 2 * k];
-    y[b * y_stride + k * x.plane + q] = (x.at(b, k)[q] - mu) * affine[2 * bk] + affine[2 * bk + 1];
+    const float v = (x.at(b, k)[q] - mu) * affine[2 * bk] + affine[2 * bk + 1];
+    y[b * y_stride + k * x.plane + q] = with_elu ? elu(v) : v;
   }
 }
 
 // grid (c, n): sums[2(b·c + k)] = Σ g, [+ 1] = Σ g·(x − μ)/s, in double.
-__global__ void __launch_bounds__(GRID_THREADS) norm_gradient_sums_k(Planes dy, Planes x, const float* stats, double* sums) {
+// g is dy, or dy·ELU′ from y where y.data is set.
+__global__ void __launch_bounds__(GRID_THREADS) norm_gradient_sums_k(Planes dy, Planes y, Planes x, const float* stats,
+                                                                     double* sums) {
   __shared__ double shared[GRID_THREADS];
   const int64_t k = blockIdx.x, b = blockIdx.y, n = x.plane;
   const float* st = stats + b * (2 * x.c + 2);
   const double mu = st[2 * k], inv_s = st[2 * k + 1];
-  const float *g = dy.at(b, k), *p = x.at(b, k);
+  const float* p = x.at(b, k);
   double sg = 0, sgx = 0;
   for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) {
-    sg += g[i];
-    sgx += g[i] * (p[i] - mu) * inv_s;
+    const float g = gradient_at(dy, y, b, k, i);
+    sg += g;
+    sgx += g * (p[i] - mu) * inv_s;
   }
   sg = block_sum(sg, shared);
   sgx = block_sum(sgx, shared);
@@ -140,14 +157,14 @@ __global__ void norm_input_coefficients_k(const double* sums, const float* stats
   }
 }
 
-__global__ void norm_input_gradient_k(float* dx, int64_t dx_stride, Planes dy, Planes x, const float* stats,
+__global__ void norm_input_gradient_k(float* dx, int64_t dx_stride, Planes dy, Planes y, Planes x, const float* stats,
                                       const float* coef, int64_t total) {
   GRID_STRIDE(i, total) {
     const int64_t q = i % x.plane, bk = i / x.plane, b = bk / x.c, k = bk % x.c;
     const float* st = stats + b * (2 * x.c + 2);
     const float* cf = coef + 4 * bk;
     const float xhat = (x.at(b, k)[q] - st[2 * k]) * st[2 * k + 1];
-    dx[b * dx_stride + k * x.plane + q] = cf[0] * (dy.at(b, k)[q] - cf[1] - xhat * cf[2]) + cf[3];
+    dx[b * dx_stride + k * x.plane + q] = cf[0] * (gradient_at(dy, y, b, k, q) - cf[1] - xhat * cf[2]) + cf[3];
   }
 }
 
@@ -184,7 +201,7 @@ void check_norm(const Tensor4<float>& y, const Tensor4<float>& x) {
 }  // namespace
 
 void CudaImageOps::cond_instance_norm_forward(Tensor4<float> y, Tensor4<float> x, const float* embed,
-                                              const int32_t* level, float* stats) {
+                                              const int32_t* level, float* stats, bool elu) {
   check_norm(y, x);
   if (x.n == 0) return;
   const int64_t n = x.n, c = x.c;
@@ -194,20 +211,22 @@ void CudaImageOps::cond_instance_norm_forward(Tensor4<float> y, Tensor4<float> x
   launch_check("cond_instance_norm_forward (moments)");
   norm_affine_maps_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(mean.data(), stats, affine.data(), embed, level, n, c);
   launch_check("cond_instance_norm_forward (channel statistics)");
-  norm_apply_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(y.data, y.batch_stride, planes(x), stats, affine.data(), x.size());
+  norm_apply_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(y.data, y.batch_stride, planes(x), stats, affine.data(), x.size(),
+                                                                  elu);
   launch_check("cond_instance_norm_forward");
 }
 
 void CudaImageOps::cond_instance_norm_backward(Tensor4<float> dx, float* dembed, int64_t levels, Tensor4<float> dy,
                                                Tensor4<float> x, const float* embed, const int32_t* level,
-                                               const float* stats) {
+                                               const float* stats, Tensor4<float> elu_y) {
   check_norm(dy, x);
   if (dx.data) check_norm(dx, x);
+  if (elu_y.data) check_norm(elu_y, x);
   const int64_t n = x.n, c = x.c;
   Array<double> sums(memory_, n * c * 2);
   if (n > 0) {
     norm_gradient_sums_k<<<dim3(static_cast<unsigned>(c), static_cast<unsigned>(n)), GRID_THREADS, 0, stream_>>>(
-        planes(dy), planes(x), stats, sums.data());
+        planes(dy), planes(elu_y), planes(x), stats, sums.data());
     launch_check("cond_instance_norm_backward (sums)");
   }
   norm_embed_gradient_k<<<grid_blocks(levels * c), GRID_THREADS, 0, stream_>>>(dembed, levels, sums.data(), stats, level, n, c);
@@ -217,8 +236,8 @@ void CudaImageOps::cond_instance_norm_backward(Tensor4<float> dx, float* dembed,
   norm_input_coefficients_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(sums.data(), stats, embed, level, coef.data(), n, c,
                                                                     x.plane());
   launch_check("cond_instance_norm_backward (coefficients)");
-  norm_input_gradient_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(dx.data, dx.batch_stride, planes(dy), planes(x),
-                                                                      stats, coef.data(), x.size());
+  norm_input_gradient_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(dx.data, dx.batch_stride, planes(dy), planes(elu_y),
+                                                                      planes(x), stats, coef.data(), x.size());
   launch_check("cond_instance_norm_backward");
 }
 

@@ -12,25 +12,30 @@
 namespace ncsn::test {
 
 // y = conv3x3(x) + b. With `slice`, x is channels [1, 1 + ci) of a tensor two channels wider and
-// dx a slice of its gradient: a concatenation read in place.
+// dx a slice of its gradient: a concatenation read in place. With `residual`, y = conv3x3(x) + b + r,
+// r a fourth input of y's shape added in the epilogue, whose gradient is dy (a residual block's
+// second convolution).
 // Every output, input gradient and weight gradient is a sum of at most terms() products of two
 // values in [−1, 1]; the float tolerance is that many roundings of 2⁻²³ (1e-5 at least).
 struct Conv3x3 {
   int64_t n, ci, co, h, w;
   int stride;
-  bool slice = false;
+  bool slice = false, residual = false;
   std::string name;
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size = 0;
   std::vector<int32_t> level;
   double float_tolerance;
 
-  Conv3x3(int64_t n_, int64_t ci_, int64_t co_, int64_t h_, int64_t w_, int stride_, bool slice_ = false)
-      : n(n_), ci(ci_), co(co_), h(h_), w(w_), stride(stride_), slice(slice_) {
+  Conv3x3(int64_t n_, int64_t ci_, int64_t co_, int64_t h_, int64_t w_, int stride_, bool slice_ = false,
+          bool residual_ = false)
+      : n(n_), ci(ci_), co(co_), h(h_), w(w_), stride(stride_), slice(slice_), residual(residual_) {
     name = "conv3x3 " + std::to_string(ci) + "→" + std::to_string(co) + " on " + std::to_string(h) + "×" +
-           std::to_string(w) + " stride " + std::to_string(stride) + (slice ? " from a channel slice" : "");
+           std::to_string(w) + " stride " + std::to_string(stride) + (slice ? " from a channel slice" : "") +
+           (residual ? " plus a residual branch" : "");
     inputs = {{n * (ci + (slice ? 2 : 0)) * h * w}, {co * ci * 9, -0.5, 0.5}, {co}};
     out_size = n * co * ho() * wo();
+    if (residual) inputs.push_back({out_size});
     float_tolerance = std::max(1e-5, static_cast<double>(terms()) * std::ldexp(1.0, -23));
   }
   int64_t terms() const { return std::max({ci * 9, co * 9, n * ho() * wo()}); }
@@ -51,28 +56,33 @@ struct Conv3x3 {
   }
   template <typename T>
   void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
-    ops.image_ops()->conv3x3_forward(nchw(b.out, n, co, ho(), wo()), in_view(b.in[0]), b.in[1], b.in[2], stride);
+    ops.image_ops()->conv3x3_forward(nchw(b.out, n, co, ho(), wo()), in_view(b.in[0]), b.in[1], b.in[2], stride,
+                                     residual ? nchw(b.in[3], n, co, ho(), wo()) : Tensor4<T>{});
   }
   template <typename T>
   void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
     ops.image_ops()->conv3x3_backward(in_view(b.grad[0]), b.grad[1], b.grad[2], nchw(b.dout, n, co, ho(), wo()), in_view(b.in[0]),
                          b.in[1], stride);
+    if (residual) ops.copy(b.grad[3], b.dout, sizeof(T) * out_size);
   }
 };
 
 // CondInstanceNorm++ with `levels` rows of [γ | β | α]; inputs with a per-channel offset, so
-// that the channel means differ as they do in a network.
+// that the channel means differ as they do in a network. With `elu`, ELU fused in (the U-Net's
+// normact): the backward reads the forward's output for ELU′.
 struct CondInstanceNorm {
   int64_t n, c, h, w, levels;
+  bool elu = false;
   std::string name;
   std::vector<OpInput> inputs;
   int64_t out_size, scratch_size;
   std::vector<int32_t> level;
   double float_tolerance = 1e-5;
 
-  CondInstanceNorm(int64_t n_, int64_t c_, int64_t h_, int64_t w_, int64_t levels_)
-      : n(n_), c(c_), h(h_), w(w_), levels(levels_) {
-    name = "cond_instance_norm " + std::to_string(c) + " channels on " + std::to_string(h) + "×" + std::to_string(w);
+  CondInstanceNorm(int64_t n_, int64_t c_, int64_t h_, int64_t w_, int64_t levels_, bool elu_ = false)
+      : n(n_), c(c_), h(h_), w(w_), levels(levels_), elu(elu_) {
+    name = "cond_instance_norm " + std::to_string(c) + " channels on " + std::to_string(h) + "×" + std::to_string(w) +
+           (elu ? " with ELU" : "");
     inputs = {{n * c * h * w, -2, 2}, {levels * 3 * c, 0.5, 1.5}};
     out_size = n * c * h * w;
     scratch_size = n * (2 * c + 2);
@@ -80,30 +90,14 @@ struct CondInstanceNorm {
   }
   template <typename T>
   void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
-    ops.image_ops()->cond_instance_norm_forward(nchw(b.out, n, c, h, w), nchw(b.in[0], n, c, h, w), b.in[1], b.level, b.scratch);
+    ops.image_ops()->cond_instance_norm_forward(nchw(b.out, n, c, h, w), nchw(b.in[0], n, c, h, w), b.in[1], b.level, b.scratch,
+                                                elu);
   }
   template <typename T>
   void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
     ops.image_ops()->cond_instance_norm_backward(nchw(b.grad[0], n, c, h, w), b.grad[1], levels, nchw(b.dout, n, c, h, w),
-                                    nchw(b.in[0], n, c, h, w), b.in[1], b.level, b.scratch);
-  }
-};
-
-struct Elu {
-  int64_t n = 2, c = 3, h = 4, w = 5;
-  std::string name = "elu";
-  std::vector<OpInput> inputs = {{n * c * h * w, -3, 3}};
-  int64_t out_size = n * c * h * w, scratch_size = 0;
-  std::vector<int32_t> level;
-  double float_tolerance = 1e-6;
-
-  template <typename T>
-  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
-    ops.image_ops()->elu_forward(nchw(b.out, n, c, h, w), nchw(b.in[0], n, c, h, w));
-  }
-  template <typename T>
-  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
-    ops.image_ops()->elu_backward(nchw(b.grad[0], n, c, h, w), nchw(b.dout, n, c, h, w), nchw(b.out, n, c, h, w));
+                                    nchw(b.in[0], n, c, h, w), b.in[1], b.level, b.scratch,
+                                    elu ? nchw(b.out, n, c, h, w) : Tensor4<T>{});
   }
 };
 
@@ -131,7 +125,7 @@ struct Upsample2Concat {
   }
 };
 
-// out = a, then out += b: the residual connection; both branches receive dout.
+// out = a, then out += b: a gradient's second share added to its first; both receive dout.
 struct AddInto {
   int64_t n = 2, c = 3, h = 4, w = 3;
   std::string name = "add_into";

@@ -1,4 +1,5 @@
-// The image ops (convolution, CondInstanceNorm++, ELU, up-sampling, residual add) in the op
+// The image ops (convolution with and without a residual branch, CondInstanceNorm++ with and without
+// ELU, up-sampling, the add of two gradient shares) in the op
 // harness: one table of cases, three checks over all of them.
 #include <tuple>
 #include <vector>
@@ -14,9 +15,9 @@ namespace {
 const auto& cases() {
   static const auto table = std::make_tuple(
       std::vector<Conv3x3>{{2, 3, 4, 6, 5, 1}, {2, 3, 4, 7, 6, 2}, {1, 4, 2, 4, 4, 2}, {2, 2, 3, 5, 4, 1, true},
-                           {1, 1, 3, 5, 5, 1}},
-      std::vector<CondInstanceNorm>{{3, 4, 5, 6, 3}, {2, 2, 3, 3, 1}},
-      std::vector<Elu>{{}}, std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
+                           {1, 1, 3, 5, 5, 1}, {2, 3, 3, 5, 4, 1, true, true}, {2, 2, 3, 7, 6, 2, false, true}},
+      std::vector<CondInstanceNorm>{{3, 4, 5, 6, 3}, {2, 2, 3, 3, 1}, {3, 4, 5, 6, 3, true}, {2, 3, 4, 4, 2, true}},
+      std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
   return table;
 }
 
@@ -26,8 +27,9 @@ const auto& cases() {
 const auto& unet_sized_cases() {
   static const auto table = std::make_tuple(
       std::vector<Conv3x3>{{3, 32, 64, 28, 28, 1}, {3, 64, 64, 14, 14, 2}, {3, 96, 32, 28, 28, 1, true},
-                           {3, 1, 32, 28, 28, 1}, {3, 32, 1, 28, 28, 1}, {2, 64, 130, 7, 7, 1}},
-      std::vector<CondInstanceNorm>{{3, 64, 28, 28, 10}, {5, 128, 7, 7, 10}});
+                           {3, 1, 32, 28, 28, 1}, {3, 32, 1, 28, 28, 1}, {2, 64, 130, 7, 7, 1},
+                           {3, 64, 64, 28, 28, 1, false, true}},
+      std::vector<CondInstanceNorm>{{3, 64, 28, 28, 10}, {5, 128, 7, 7, 10}, {3, 64, 28, 28, 10, true}});
   return table;
 }
 
