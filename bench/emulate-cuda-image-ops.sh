@@ -16,7 +16,8 @@ src, out = sys.argv[1], sys.argv[2]
 for name in ['conv', 'norm', 'image_pointwise']:
     s = open(f'{src}/{name}.cu').read()
     s = s.replace('#include <cuda_bf16.h>\n', '').replace('#include <mma.h>\n', '')
-    s = s.replace('#include "check.cuh"', '#include "cuda/check.cuh"').replace('#include "image_ops.cuh"', '#include "cuda/image_ops.cuh"')
+    for header in ['check.cuh', 'grid.cuh', 'image_ops.cuh']:
+        s = s.replace(f'#include "{header}"', f'#include "cuda/{header}"')
     if name == 'conv':  # the tensor-core kernel and its launches
         a = s.index('template <class P, bool BF16>\n__global__')
         s = s[:a] + s[s.index('#endif\n}\n', a) + len('#endif\n}\n'):]
