@@ -76,6 +76,22 @@ class Device {
   virtual int64_t chunk_rows_for(double row_bytes) const = 0;
   virtual int workers() const = 0;
   virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
+
+  // Runs step(k) for k = first, first + 1, … (count of them), stopping before a step when stop()
+  // says so, where the work step(k) queues may differ from step(first)'s only in the step of the
+  // RNG streams of `purpose` it draws, which is k. With `record`, a GPU backend records step(first)
+  // once as a CUDA graph and replays it with those streams' steps set in the graph, so that a
+  // Langevin step costs one launch instead of one per op; where recording fails it runs step(k)
+  // one by one. Returns whether a graph ran (graph_replays() counts its steps).
+  virtual bool repeat_step(RngPurpose purpose, uint64_t first, int64_t count, bool record,
+                           const std::function<void(uint64_t k)>& step, const std::function<bool()>& stop) {
+    (void)purpose;
+    (void)record;
+    for (int64_t k = 0; k < count && !stop(); ++k) step(first + static_cast<uint64_t>(k));
+    return false;
+  }
+  // The steps run by replaying a recorded graph since the backend was made.
+  virtual int64_t graph_replays() const { return 0; }
 };
 
 // An array in a device's memory, freed with it.

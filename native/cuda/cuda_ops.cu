@@ -1,8 +1,13 @@
 // The CUDA backend: every op of the interface as a kernel on one stream per model, memory from a
 // caching allocator. One chunk holds every row: the GPU's parallelism is inside each kernel.
+// repeat_step records a step (a U-Net's Langevin step: some sixty launches) as a CUDA graph and
+// replays it, with the step of its noise draws set in the graph's random-draw nodes before each
+// launch; everything else a step reads (the level, the step sizes, the buffers) is the same in
+// every step of a segment.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -251,6 +256,39 @@ class CachingAllocator {
   std::map<void*, size_t> used_;
 };
 
+// The arguments of a random_k launch, kept so that a recorded draw's node can be given new ones.
+struct DrawArgs {
+  Draw kind;
+  float* out_f;
+  int32_t* out_i;
+  int64_t n;
+  RngStream s;
+  uint64_t offset;
+  float lo, hi;
+  uint32_t bound;
+  dim3 grid, block;
+};
+
+// A step being recorded: the draws of the stream whose step varies, with their graph nodes.
+struct StepRecording {
+  RngPurpose purpose;
+  uint64_t first;
+  std::vector<std::pair<cudaGraphNode_t, DrawArgs>> draws;
+  bool failed = false;
+};
+
+// A recorded graph and its executable, destroyed together (an executable still queued is freed
+// when its launches finish). The scratch a recorded step freed may be handed out again after it:
+// whatever uses it next is queued on the same stream, after the replays.
+struct RecordedGraph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ~RecordedGraph() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+  }
+};
+
 class CudaOps final : public Ops<float> {
  public:
   CudaOps(int device, Precision precision) : device_(device), tf32_(precision == Precision::tf32), memory_(device) {
@@ -419,6 +457,49 @@ class CudaOps final : public Ops<float> {
     draw(Draw::below, nullptr, out, n, s, offset, 0, 0, bound);
   }
 
+  bool repeat_step(RngPurpose purpose, uint64_t first, int64_t count, bool record,
+                   const std::function<void(uint64_t)>& step, const std::function<bool()>& stop) override {
+    use();
+    if (!record || count < 2 || stop()) return Device::repeat_step(purpose, first, count, false, step, stop);
+    StepRecording rec{purpose, first};
+    RecordedGraph g;
+    bool recorded = false;
+    // Relaxed: the step's scratch may come from cudaMalloc while it is recorded.
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) == cudaSuccess) {
+      recording_ = &rec;
+      try {
+        step(first);
+      } catch (...) {  // a step that synchronises (a read back to the host) cannot be recorded
+        rec.failed = true;
+      }
+      recording_ = nullptr;
+      const cudaError_t ended = cudaStreamEndCapture(stream_, &g.graph);
+      recorded = ended == cudaSuccess && !rec.failed && g.graph && cudaGraphInstantiate(&g.exec, g.graph, 0) == cudaSuccess;
+    }
+    if (!recorded) {
+      cudaGetLastError();  // the failed recording's error; plain launches from here
+      return Device::repeat_step(purpose, first, count, false, step, stop);
+    }
+    for (int64_t k = 0; k < count && !stop(); ++k) {
+      if (k > 0)
+        for (auto& [node, args] : rec.draws) {
+          args.s.step = first + static_cast<uint64_t>(k);
+          void* params[] = {&args.kind, &args.out_f, &args.out_i, &args.n, &args.s, &args.offset, &args.lo, &args.hi, &args.bound};
+          cudaKernelNodeParams p{};
+          p.func = reinterpret_cast<void*>(&random_k);
+          p.gridDim = args.grid;
+          p.blockDim = args.block;
+          p.kernelParams = params;
+          // the values are copied into the graph: a launch already queued keeps its own
+          cuda_check(cudaGraphExecKernelNodeSetParams(g.exec, node, &p), "setting a recorded step's noise");
+        }
+      cuda_check(cudaGraphLaunch(g.exec, stream_), "replaying a recorded step");
+      graph_replays_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  int64_t graph_replays() const override { return graph_replays_.load(std::memory_order_relaxed); }
+
  private:
   void use() { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
   void draw(Draw kind, float* f, int32_t* i, int64_t n, const RngStream& s, uint64_t offset, float lo, float hi,
@@ -427,6 +508,19 @@ class CudaOps final : public Ops<float> {
     const int64_t blocks = static_cast<int64_t>((offset + n - 1) / 4 - offset / 4 + 1);
     random_k<<<grid_blocks(blocks), GRID_THREADS, 0, stream_>>>(kind, f, i, n, s, offset, lo, hi, bound);
     launch_check("random draw");
+    if (recording_ && s.purpose == recording_->purpose && s.step == recording_->first) {
+      // the node just recorded is the one the stream's next node would depend on
+      cudaStreamCaptureStatus status;
+      const cudaGraphNode_t* deps = nullptr;
+      size_t n_deps = 0;
+      if (cudaStreamGetCaptureInfo(stream_, &status, nullptr, nullptr, &deps, nullptr, &n_deps) != cudaSuccess ||
+          status != cudaStreamCaptureStatusActive || n_deps != 1) {
+        recording_->failed = true;
+        return;
+      }
+      recording_->draws.push_back({deps[0], DrawArgs{kind, f, i, n, s, offset, lo, hi, bound,
+                                                     dim3(grid_blocks(blocks)), dim3(GRID_THREADS)}});
+    }
   }
 
   int device_;
@@ -437,6 +531,8 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
   Array<double> norm_partials_;  // NORM_BLOCKS partial sums, then the total
+  StepRecording* recording_ = nullptr;  // while repeat_step records a step
+  std::atomic<int64_t> graph_replays_{0};
 };
 
 }  // namespace

@@ -509,6 +509,66 @@ TEST(cuda_unet_sampling_follows_the_cpu) {
   expect_close("unet sampling", run("cuda"), run("cpu"), 1e-4);
 }
 
+namespace {
+// Annealed Langevin on a U-Net of C = 4 (three levels of 4 steps, 12 particles of 8×8, denoised)
+// straight over the CUDA backend, with the steps replayed from a recorded graph or launched op by
+// op; also returns how many steps ran from a graph.
+Vec sample_unet_on_gpu(bool graphs, int64_t& replayed, bool inpaint = false) {
+  Ops<float>& ops = gpu();
+  const UNetShape shape{1, 8, 8, 4, 3};
+  UNet<float> net(shape);
+  const int64_t n = 12, d = net.data_dim();
+  Vec params = random_values<float>(static_cast<size_t>(net.param_count()), 5, -0.3, 0.3);
+  for (const ParamTensor& t : net.layout())
+    if (t.init == ParamInit::norm_embed)
+      for (int64_t i = 0; i < t.size; ++i)
+        if (i % t.shape[1] < t.shape[1] / 3) params[t.offset + i] += 1.0f;
+  auto gparams = up(params), gx = up(random_values<float>(static_cast<size_t>(n * d), 6, 0, 1));
+  SamplerSettings s;
+  s.steps_per_level = 4;
+  s.step_lr = 1e-3;
+  s.seed = 21;
+  s.denoise = true;
+  s.graphs = graphs;
+  s.sigmas = {1.0, 0.3, 0.1};
+  Vec known = random_values<float>(static_cast<size_t>(n * d), 8, 0, 1), mask(d);
+  for (int64_t j = 0; j < d; ++j) mask[j] = j < d / 2 ? 1.0f : 0.0f;
+  auto gknown = up(known), gmask = up(mask);
+  const Inpainting<float> task{gknown.mat(n, d), gmask.data()};
+  const int64_t before = ops.graph_replays();
+  CHECK(annealed_langevin(ops, net, gparams.data(), gx.mat(n, d), s, [](const SamplerPosition&) { return true; },
+                          inpaint ? &task : nullptr),
+        "the sampler stopped");
+  replayed = ops.graph_replays() - before;
+  return down(gx);
+}
+}  // namespace
+
+// A Langevin step recorded once as a CUDA graph and replayed with each step's noise set in it
+// gives the op-by-op launches' particles bit for bit, and the replayed path is the one that ran.
+TEST(cuda_unet_sampling_from_a_graph_equals_plain_launches_bit_for_bit) {
+  for (const bool inpaint : {false, true}) {
+    int64_t replayed = 0, launched = 0;
+    const Vec g = sample_unet_on_gpu(true, replayed, inpaint), p = sample_unet_on_gpu(false, launched, inpaint);
+    CHECK(replayed == 3 * 4, (inpaint ? "inpainting: " : "") << replayed << " of 12 steps replayed from a graph");
+    CHECK(launched == 0, launched << " steps replayed with graphs turned off");
+    size_t differ = 0;
+    for (size_t i = 0; i < g.size(); ++i) differ += std::memcmp(&g[i], &p[i], sizeof(float)) != 0;
+    CHECK(differ == 0, (inpaint ? "inpainting: " : "") << differ << " of " << g.size() << " values differ");
+  }
+}
+
+// One seed, one GPU: the same particles every run (no atomics in the convolutions' or the norms'
+// sums, the split-K weight gradient added in slice order), with graphs and without.
+TEST(cuda_unet_sampling_repeats_bit_for_bit) {
+  for (const bool graphs : {true, false}) {
+    int64_t replayed = 0;
+    const Vec a = sample_unet_on_gpu(graphs, replayed), b = sample_unet_on_gpu(graphs, replayed);
+    CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0,
+          "two runs with one seed differ " << (graphs ? "(graphs)" : "(plain launches)"));
+  }
+}
+
 TEST(kernel_images_follow_cuda_compatibility_rules) {
   const std::string archs = "75-real 80-real 86-real 89-real 90-real 100-real 103-real 120-real 121-real 120-virtual";
   for (const auto& [major, minor] : std::vector<std::pair<int, int>>{{7, 5}, {8, 0}, {8, 7}, {9, 0}, {10, 0}, {12, 1}, {13, 0}})
