@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -51,6 +52,13 @@ struct AdamSettings {
   double eps = 1e-8;
 };
 
+// A step recorded by Device::record_step, run again for step k of its RNG streams.
+class RecordedStep {
+ public:
+  virtual ~RecordedStep() = default;
+  virtual void run(uint64_t k) = 0;
+};
+
 // Memory and scheduling, the part of a backend that does not depend on the scalar type.
 class Device {
  public:
@@ -77,20 +85,19 @@ class Device {
   virtual int workers() const = 0;
   virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
 
-  // Runs step(k) for k = first, first + 1, … (count of them), stopping before a step when stop()
-  // says so, where the work step(k) queues may differ from step(first)'s only in the step of the
-  // RNG streams of `purpose` it draws, which is k. With `record`, a GPU backend records step(first)
-  // once as a CUDA graph and replays it with those streams' steps set in the graph, so that a
-  // Langevin step costs one launch instead of one per op; where recording fails it runs step(k)
-  // one by one. Returns whether a graph ran (graph_replays() counts its steps).
-  virtual bool repeat_step(RngPurpose purpose, uint64_t first, int64_t count, bool record,
-                           const std::function<void(uint64_t k)>& step, const std::function<bool()>& stop) {
-    (void)purpose;
-    (void)record;
-    for (int64_t k = 0; k < count && !stop(); ++k) step(first + static_cast<uint64_t>(k));
-    return false;
+  // Records step(first) without running it, where the work step(k) queues differs from
+  // step(first)'s only in the step of the RNG streams it draws, which is k in place of first. A GPU
+  // backend records it as a CUDA graph, which then runs for any k with those streams' steps set in
+  // it: one launch instead of one per op (a U-Net's Langevin step has some sixty). Null where the
+  // backend records nothing (the CPU) or the recording failed (a step that reads back to the host):
+  // the caller then runs step(k) itself. The recording holds the buffers step used: it is valid
+  // while they are.
+  virtual std::unique_ptr<RecordedStep> record_step(uint64_t first, const std::function<void(uint64_t k)>& step) {
+    (void)first;
+    (void)step;
+    return nullptr;
   }
-  // The steps run by replaying a recorded graph since the backend was made.
+  // The steps run from a recording since the backend was made.
   virtual int64_t graph_replays() const { return 0; }
 };
 

@@ -32,7 +32,7 @@ struct SamplerSettings {
   double snr = 0.16;              // the pc corrector's signal-to-noise ratio
   bool denoise = false;
   bool fused = true;  // use the backend's fused kernel where it has one
-  // Record a step once and replay it (a CUDA graph) where the backend can (Device::repeat_step).
+  // Record a step once and replay it (a CUDA graph) where the backend can (Device::record_step).
   bool graphs = true;
   uint64_t seed = 0;
   // Also report every this many steps inside a level (the frames of an animation); 0: at level ends.
@@ -130,14 +130,20 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
           const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk), m = r1 - r0;
           Mat<T> xc = x.row_range(r0, r1), sc = score[w].mat(m, d), zc = noise[w].mat(m, d);
           ops.fill_int(level[w].data(), m, static_cast<int32_t>(i));
-          // step k of the noise stream; only k changes from step to step, so a GPU may replay a graph
-          ops.repeat_step(RngPurpose::sample_noise, first_step, t1 - t0, s.graphs, [&](uint64_t k) {
+          // step k of the noise stream; only k changes from step to step, so a GPU replays a graph
+          const auto step = [&](uint64_t k) {
             model.score(ops, w, sc, xc, level[w].data(), params);
             ops.random_normal(zc, {s.seed, RngPurpose::sample_noise, k}, static_cast<uint64_t>(r0 * d));
             ops.langevin_step(xc, sc, zc, drift, diffusion);
             if (inpaint) ops.paste_known(xc, perturbed.mat(n, d).row_range(r0, r1), inpaint->mask);
-          }, [&] { return cancelled(s); });
-          if (cancelled(s)) return;
+          };
+          const std::unique_ptr<RecordedStep> recorded = s.graphs && t1 - t0 > 1 ? ops.record_step(first_step, step) : nullptr;
+          for (int64_t t = 0; t < t1 - t0; ++t) {
+            if (cancelled(s)) return;
+            const uint64_t k = first_step + static_cast<uint64_t>(t);
+            if (recorded) recorded->run(k);
+            else step(k);
+          }
           if (denoise > 0) {
             model.score(ops, w, sc, xc, level[w].data(), params);
             ops.langevin_step(xc, sc, Mat<T>{}, denoise, T(0));

@@ -31,6 +31,9 @@ struct TrainSettings {
   double ema_decay = 0.999;
   uint64_t seed = 0;
   bool fused = true;  // use the backend's fused forward/backward where it has one
+  // Record a step's draws, forward and backward once and replay them (a CUDA graph) where the
+  // backend can (Device::record_step).
+  bool graphs = true;
   // 8-bit data scaled to [0, 1]: each batch is dequantised as NCSN does, x·255/256 + U(0, 1)/256.
   bool dequantize = false;
 };
@@ -54,40 +57,31 @@ class DsmTrainer {
   }
   int64_t data_rows() const { return data_rows_; }
 
+  // Drops the recorded step (see step()): the next step records afresh. Whoever may have moved
+  // the buffers a recording holds since the last step calls it (a sampling run reserves the
+  // network's scratch anew).
+  void forget_recording() {
+    recorded_.reset();
+    recorded_key_ = RecordingKey{};
+  }
+
   // One step. Per-sample losses and levels come back on the host for the caller's statistics.
+  // With ts.graphs, the draws, the forward and the backward are recorded at the first step and
+  // replayed at the next ones (only the step of the random streams changes), until the batch, the
+  // settings or the parameters' buffer change, or forget_recording().
   void step(TrainState<T>& st, const TrainSettings& ts, std::vector<T>& loss_out, std::vector<int32_t>& level_out) {
     if (data_rows_ == 0) throw std::logic_error("no training data");
-    const int64_t b = ts.batch, d = model_.data_dim(), p = model_.param_count();
+    const int64_t b = ts.batch, p = model_.param_count();
     reserve(b);
     const uint64_t t = static_cast<uint64_t>(st.step);
-    ops_.random_below(index_.data(), b, static_cast<uint32_t>(data_rows_), {ts.seed, RngPurpose::batch_index, t}, 0);
-    ops_.random_below(level_.data(), b, static_cast<uint32_t>(sigma_host_.size()),
-                      {ts.seed, RngPurpose::batch_level, t}, 0);
-    Mat<T> noise = noise_.mat(b, d), x = x_.mat(b, d), xt = xt_.mat(b, d);
-    ops_.random_normal(noise, {ts.seed, RngPurpose::train_noise, t}, 0);
-    ops_.gather_rows(x, data_.mat(data_rows_, d), index_.data());
-    if (ts.dequantize) {
-      Mat<T> u = xt;  // free until the perturbation below
-      ops_.random_uniform(u, T(0), T(1), {ts.seed, RngPurpose::dequantize, t}, 0);
-      ops_.langevin_step(x, x, u, T(-1) / 256, T(1) / 256);  // x += −x/256 + u/256
+    const auto gradients = [&](uint64_t k) { loss_and_gradients(st.params.data(), ts, k); };
+    const RecordingKey key{b, data_rows_, st.params.data(), data_.data(), ts.seed, ts.fused, ts.dequantize, true};
+    if (ts.graphs && !(key == recorded_key_)) {  // record once per key; where that fails, launch op by op
+      recorded_ = ops_.record_step(t, gradients);
+      recorded_key_ = key;
     }
-    ops_.perturb(xt, x, noise, sigma_, level_.data());
-
-    const int64_t chunk = chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
-    const T grad_scale = T(1) / static_cast<T>(b);
-    const T* params = st.params.data();
-    if (!(ts.fused && model_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale,
-                                                  loss_.data(), chunk_grad_[0].data()))) {
-      ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
-        const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk);
-        const int32_t* lv = level_.data() + r0;
-        const Mat<T> s = score_.mat(b, d).row_range(r0, r1), ds = dscore_.mat(b, d).row_range(r0, r1);
-        model_.score(ops_, worker, s, xt.row_range(r0, r1), lv, params);
-        ops_.dsm_loss(loss_.data() + r0, ds, s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
-        model_.backward(ops_, worker, ds, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
-      });
-      for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
-    }
+    if (ts.graphs && recorded_) recorded_->run(t);
+    else gradients(t);
 
     loss_out.resize(b);
     level_out.resize(b);
@@ -115,6 +109,53 @@ class DsmTrainer {
   }
 
  private:
+  // The draws of step t, the forward and the backward: per-sample losses in loss_, the batch's
+  // gradient in chunk_grad_[0].
+  void loss_and_gradients(const T* params, const TrainSettings& ts, uint64_t t) {
+    const int64_t b = ts.batch, d = model_.data_dim(), p = model_.param_count();
+    ops_.random_below(index_.data(), b, static_cast<uint32_t>(data_rows_), {ts.seed, RngPurpose::batch_index, t}, 0);
+    ops_.random_below(level_.data(), b, static_cast<uint32_t>(sigma_host_.size()),
+                      {ts.seed, RngPurpose::batch_level, t}, 0);
+    Mat<T> noise = noise_.mat(b, d), x = x_.mat(b, d), xt = xt_.mat(b, d);
+    ops_.random_normal(noise, {ts.seed, RngPurpose::train_noise, t}, 0);
+    ops_.gather_rows(x, data_.mat(data_rows_, d), index_.data());
+    if (ts.dequantize) {
+      Mat<T> u = xt;  // free until the perturbation below
+      ops_.random_uniform(u, T(0), T(1), {ts.seed, RngPurpose::dequantize, t}, 0);
+      ops_.langevin_step(x, x, u, T(-1) / 256, T(1) / 256);  // x += −x/256 + u/256
+    }
+    ops_.perturb(xt, x, noise, sigma_, level_.data());
+
+    const int64_t chunk = chunk_rows(), n_chunks = (b + chunk - 1) / chunk;
+    const T grad_scale = T(1) / static_cast<T>(b);
+    if (ts.fused && model_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale, loss_.data(),
+                                               chunk_grad_[0].data()))
+      return;
+    ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
+      const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk);
+      const int32_t* lv = level_.data() + r0;
+      const Mat<T> s = score_.mat(b, d).row_range(r0, r1), ds = dscore_.mat(b, d).row_range(r0, r1);
+      model_.score(ops_, worker, s, xt.row_range(r0, r1), lv, params);
+      ops_.dsm_loss(loss_.data() + r0, ds, s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
+      model_.backward(ops_, worker, ds, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
+    });
+    for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
+  }
+
+  // What a recorded step was recorded with: a step of other settings or buffers records afresh.
+  struct RecordingKey {
+    int64_t batch = 0, data_rows = 0;
+    const T* params = nullptr;
+    const T* data = nullptr;
+    uint64_t seed = 0;
+    bool fused = false, dequantize = false;
+    bool tried = false;  // false: nothing was recorded, or it was forgotten
+    bool operator==(const RecordingKey& o) const {
+      return batch == o.batch && data_rows == o.data_rows && params == o.params && data == o.data && seed == o.seed &&
+             fused == o.fused && dequantize == o.dequantize && tried == o.tried;
+    }
+  };
+
   // The summed gradient is checked as rows of this many values, so that the backend can spread
   // the reduction over its cores.
   static constexpr int64_t GRAD_COLS = 64;
@@ -152,6 +193,8 @@ class DsmTrainer {
   Array<int32_t> index_, level_;
   Array<T> noise_, x_, xt_, score_, dscore_, loss_;
   std::vector<Array<T>> chunk_grad_;
+  std::unique_ptr<RecordedStep> recorded_;
+  RecordingKey recorded_key_;
 };
 
 }  // namespace ncsn

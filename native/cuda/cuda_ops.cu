@@ -1,9 +1,9 @@
 // The CUDA backend: every op of the interface as a kernel on one stream per model, memory from a
 // caching allocator. One chunk holds every row: the GPU's parallelism is inside each kernel.
-// repeat_step records a step (a U-Net's Langevin step: some sixty launches) as a CUDA graph and
-// replays it, with the step of its noise draws set in the graph's random-draw nodes before each
-// launch; everything else a step reads (the level, the step sizes, the buffers) is the same in
-// every step of a segment.
+// record_step records a step (a U-Net's Langevin step: some sixty launches) as a CUDA graph that
+// then runs for any step k, with k set in the graph's random-draw nodes before each launch;
+// everything else a step reads (the level, the step sizes, the buffers) is the same in every step
+// of a sampling segment or a training run.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -269,24 +269,48 @@ struct DrawArgs {
   dim3 grid, block;
 };
 
-// A step being recorded: the draws of the stream whose step varies, with their graph nodes.
+// A step being recorded: its draws from streams at the recorded step, with their graph nodes.
 struct StepRecording {
-  RngPurpose purpose;
   uint64_t first;
   std::vector<std::pair<cudaGraphNode_t, DrawArgs>> draws;
   bool failed = false;
 };
 
-// A recorded graph and its executable, destroyed together (an executable still queued is freed
-// when its launches finish). The scratch a recorded step freed may be handed out again after it:
-// whatever uses it next is queued on the same stream, after the replays.
-struct RecordedGraph {
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  ~RecordedGraph() {
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
+// A recorded step: its graph, the executable made from it, and the draws whose step run(k) sets.
+// Destroying an executable that is still queued frees it when its launches finish. The scratch
+// the step freed while it was recorded may be handed out again meanwhile: whatever uses it next is
+// queued on the same stream, after the replays.
+class CudaRecordedStep final : public RecordedStep {
+ public:
+  CudaRecordedStep(cudaStream_t stream, std::atomic<int64_t>& replays) : stream_(stream), replays_(replays) {}
+  ~CudaRecordedStep() override {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
   }
+  void run(uint64_t k) override {
+    for (auto& [node, args] : draws_) {
+      if (args.s.step == k) continue;
+      args.s.step = k;
+      void* params[] = {&args.kind, &args.out_f, &args.out_i, &args.n, &args.s, &args.offset, &args.lo, &args.hi, &args.bound};
+      cudaKernelNodeParams p{};
+      p.func = reinterpret_cast<void*>(&random_k);
+      p.gridDim = args.grid;
+      p.blockDim = args.block;
+      p.kernelParams = params;
+      // the values are copied into the executable; a launch already queued keeps its own
+      cuda_check(cudaGraphExecKernelNodeSetParams(exec_, node, &p), "setting a recorded step's random draws");
+    }
+    cuda_check(cudaGraphLaunch(exec_, stream_), "running a recorded step");
+    replays_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  std::vector<std::pair<cudaGraphNode_t, DrawArgs>> draws_;
+
+ private:
+  cudaStream_t stream_;
+  std::atomic<int64_t>& replays_;
 };
 
 class CudaOps final : public Ops<float> {
@@ -457,46 +481,30 @@ class CudaOps final : public Ops<float> {
     draw(Draw::below, nullptr, out, n, s, offset, 0, 0, bound);
   }
 
-  bool repeat_step(RngPurpose purpose, uint64_t first, int64_t count, bool record,
-                   const std::function<void(uint64_t)>& step, const std::function<bool()>& stop) override {
+  std::unique_ptr<RecordedStep> record_step(uint64_t first, const std::function<void(uint64_t)>& step) override {
     use();
-    if (!record || count < 2 || stop()) return Device::repeat_step(purpose, first, count, false, step, stop);
-    StepRecording rec{purpose, first};
-    RecordedGraph g;
-    bool recorded = false;
+    StepRecording rec{first};
+    auto recorded = std::make_unique<CudaRecordedStep>(stream_, graph_replays_);
     // Relaxed: the step's scratch may come from cudaMalloc while it is recorded.
-    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) == cudaSuccess) {
-      recording_ = &rec;
-      try {
-        step(first);
-      } catch (...) {  // a step that synchronises (a read back to the host) cannot be recorded
-        rec.failed = true;
-      }
-      recording_ = nullptr;
-      const cudaError_t ended = cudaStreamEndCapture(stream_, &g.graph);
-      recorded = ended == cudaSuccess && !rec.failed && g.graph && cudaGraphInstantiate(&g.exec, g.graph, 0) == cudaSuccess;
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
     }
-    if (!recorded) {
-      cudaGetLastError();  // the failed recording's error; plain launches from here
-      return Device::repeat_step(purpose, first, count, false, step, stop);
+    recording_ = &rec;
+    try {
+      step(first);
+    } catch (...) {  // a step that synchronises (a read back to the host) cannot be recorded
+      rec.failed = true;
     }
-    for (int64_t k = 0; k < count && !stop(); ++k) {
-      if (k > 0)
-        for (auto& [node, args] : rec.draws) {
-          args.s.step = first + static_cast<uint64_t>(k);
-          void* params[] = {&args.kind, &args.out_f, &args.out_i, &args.n, &args.s, &args.offset, &args.lo, &args.hi, &args.bound};
-          cudaKernelNodeParams p{};
-          p.func = reinterpret_cast<void*>(&random_k);
-          p.gridDim = args.grid;
-          p.blockDim = args.block;
-          p.kernelParams = params;
-          // the values are copied into the graph: a launch already queued keeps its own
-          cuda_check(cudaGraphExecKernelNodeSetParams(g.exec, node, &p), "setting a recorded step's noise");
-        }
-      cuda_check(cudaGraphLaunch(g.exec, stream_), "replaying a recorded step");
-      graph_replays_.fetch_add(1, std::memory_order_relaxed);
+    recording_ = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &recorded->graph_);
+    if (ended != cudaSuccess || rec.failed || !recorded->graph_ ||
+        cudaGraphInstantiate(&recorded->exec_, recorded->graph_, 0) != cudaSuccess) {
+      cudaGetLastError();  // the failed recording's error: the caller launches op by op
+      return nullptr;
     }
-    return true;
+    recorded->draws_ = std::move(rec.draws);
+    return recorded;
   }
   int64_t graph_replays() const override { return graph_replays_.load(std::memory_order_relaxed); }
 
@@ -508,7 +516,7 @@ class CudaOps final : public Ops<float> {
     const int64_t blocks = static_cast<int64_t>((offset + n - 1) / 4 - offset / 4 + 1);
     random_k<<<grid_blocks(blocks), GRID_THREADS, 0, stream_>>>(kind, f, i, n, s, offset, lo, hi, bound);
     launch_check("random draw");
-    if (recording_ && s.purpose == recording_->purpose && s.step == recording_->first) {
+    if (recording_ && s.step == recording_->first) {
       // the node just recorded is the one the stream's next node would depend on
       cudaStreamCaptureStatus status;
       const cudaGraphNode_t* deps = nullptr;
@@ -531,7 +539,7 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
   Array<double> norm_partials_;  // NORM_BLOCKS partial sums, then the total
-  StepRecording* recording_ = nullptr;  // while repeat_step records a step
+  StepRecording* recording_ = nullptr;  // while record_step records a step
   std::atomic<int64_t> graph_replays_{0};
 };
 

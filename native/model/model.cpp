@@ -214,7 +214,9 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   ts.ema_decay = config_.ema_decay;
   ts.seed = config_.seed;
   ts.fused = config_.fused;
+  ts.graphs = config_.graphs;
   ts.dequantize = config_.dequantize;
+  trainer_->forget_recording();  // a sampling run since the last may have moved the network's scratch
   const size_t levels = config_.sigmas.size();
   std::vector<float> loss;
   std::vector<int32_t> level;
@@ -277,6 +279,7 @@ bool Model::sample(const SampleRequest& req, std::vector<float>& out,
   SamplerSettings settings = rs;
   settings.sigmas = config_.sigmas;
   settings.cancel = req.cancel;
+  settings.graphs = rs.graphs && config_.graphs;
   Array<float> x(*ops_, req.n * d);
   Mat<float> xm = x.mat(req.n, d);
   if (req.init) {

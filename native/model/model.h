@@ -28,6 +28,9 @@ struct ModelConfig {
   // CUDA: the op-by-op matrix products (tf32) and the convolutions (tf32, bf16) on the tensor cores
   Precision precision = Precision::fp32;
   bool fused = true;   // CUDA: the fused training kernel where the shape allows
+  // CUDA: a training step's forward and backward, and a Langevin step, recorded once as a graph
+  // and replayed (Device::record_step); the results are the same bit for bit either way
+  bool graphs = true;
   bool dequantize = false;  // the data are 8-bit pixels in [0, 1]: dequantise every batch (NCSN)
   // exact:mixture only
   std::vector<double> mixture_means, mixture_weights;
@@ -91,6 +94,8 @@ class Model {
   int64_t step() const { return state_->step; }
   int64_t param_count() const { return model_->param_count(); }
   double forward_flops() const { return model_->forward_flops(); }
+  // The steps the backend has run from recorded graphs (tests ask which path ran).
+  int64_t graph_replays() const { return ops_->graph_replays(); }
   // The backend's fused MLP kernels, or null: which path training and sampling take, and why.
   const MlpFastPaths<float>* fast_paths() const { return ops_->mlp_fast_paths(); }
 

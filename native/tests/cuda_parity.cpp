@@ -424,14 +424,19 @@ Vec two_images() {
   return data;
 }
 
-std::vector<NamedTensor> train_small_unet(const char* device, std::vector<double>& losses) {
-  Model model(small_unet(device));
+std::vector<NamedTensor> train_small_unet(const char* device, std::vector<double>& losses, bool graphs = true,
+                                          int64_t* replayed = nullptr) {
+  ModelConfig config = small_unet(device);
+  config.graphs = graphs;
+  Model model(config);
+  const int64_t before = model.graph_replays();
   const Vec data = two_images();
   model.set_data(data.data(), 64, 64);
   model.train(5, 16, 1, [&](const TrainProgress& p) {
     losses.push_back(p.loss);
     return true;
   });
+  if (replayed) *replayed = model.graph_replays() - before;
   return model.tensors();
 }
 }  // namespace
@@ -488,6 +493,19 @@ TEST(cuda_unet_training_repeats_bit_for_bit) {
   const auto a = train_small_unet("cuda", la), b = train_small_unet("cuda", lb);
   CHECK(la == lb, "two runs with one seed report different losses");
   for (size_t t = 0; t < a.size(); ++t) CHECK(a[t].data == b[t].data, a[t].name << " differs between two runs");
+}
+
+// A training step's draws, forward and backward recorded once and replayed with each step's
+// random streams set in the graph: the same losses and weights as launching op by op, bit for bit.
+TEST(cuda_unet_training_from_a_graph_equals_plain_launches_bit_for_bit) {
+  gpu();
+  std::vector<double> lg, lp;
+  int64_t replayed = 0, launched = 0;
+  const auto g = train_small_unet("cuda", lg, true, &replayed), p = train_small_unet("cuda", lp, false, &launched);
+  CHECK(replayed == 5, replayed << " of 5 training steps replayed from a graph");
+  CHECK(launched == 0, launched << " steps replayed with graphs turned off");
+  CHECK(lg == lp, "the losses differ");
+  for (size_t t = 0; t < g.size(); ++t) CHECK(g[t].data == p[t].data, g[t].name << " differs");
 }
 
 TEST(cuda_unet_sampling_follows_the_cpu) {
