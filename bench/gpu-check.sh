@@ -7,8 +7,9 @@
 # It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
 # by default), so that one hang costs only its share. STEPS names the steps to run (default: all
 # of them, in the order of the table), so that a session can run a part:
-#   STEPS="gpu_tests unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" DEADLINE=300 bash bench/gpu-check.sh
-# (gpu_tests: the native tests that use the GPU or the U-Net, a part of native_tests).
+#   STEPS="gpu_tests unet_graphs unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" DEADLINE=300 bash bench/gpu-check.sh
+# (gpu_tests: the native tests that use the GPU or the U-Net, a part of native_tests; unet_graphs:
+# the recorded-graph and run-to-run tests among them, in a line of their own).
 # $OUT (or ./gpu-check-out) receives summary.txt, the table printed last, and logs.tar.gz, every
 # step's full log. Without a usable GPU it says so in one line and exits 1.
 set -uo pipefail
@@ -29,7 +30,7 @@ if ! problem=$(gpu_problem); then
   exit 1
 fi
 
-all_steps="native_tests gpu_tests fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
+all_steps="native_tests gpu_tests unet_graphs fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
 chosen=" ${STEPS:-$all_steps} "
 declare -A status
 # step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
@@ -68,6 +69,9 @@ cat "$out/gpu.txt"
 
 step native_tests 90 build/ncsn_tests
 step gpu_tests 60 build/ncsn_tests cuda image_ops conv3x3 unet
+# a U-Net's Langevin and training steps replayed from recorded CUDA graphs against plain launches,
+# bit for bit, and the same seed giving the same particles and weights run to run
+step unet_graphs 30 build/ncsn_tests _from_a_graph_ cuda_unet_sampling_repeats cuda_unet_training_repeats
 step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
 step w1_fp32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda fp32
 step w1_tf32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda tf32
@@ -76,7 +80,7 @@ if [ -n "$sanitizer" ]; then
   step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise
   step racecheck 60 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests cuda_fused_dsm cuda_fused_langevin
   # the U-Net's ops at small sizes in every precision (the convolutions' tiles, the norms' block
-  # sums), and a U-Net sampled op by op
+  # sums), and a U-Net sampled op by op and from recorded graphs
   step unet_memcheck 45 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda cuda_unet_sampling
   step unet_racecheck 45 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda
 else
@@ -84,8 +88,9 @@ else
     [[ $chosen == *" $name "* ]] && status[$name]="not run: no compute-sanitizer"
   done
 fi
-# each U-Net op timed at W2's GPU size (C = 64, batch 128) in every precision
-step unet_ops 60 build/ncsn_image_op_bench 5
+# each U-Net op timed at W2's GPU size (C = 64, batch 128) in every precision, and a whole
+# Langevin step from a recorded graph and op by op
+step unet_ops 75 build/ncsn_image_op_bench 5
 # W2 at its GPU size against PyTorch with cuDNN: TF32 off, on, and compiled
 step w2_fp32 50 env PYTHON="$python" bash bench/compare.sh w2 1 cuda fp32
 step w2_tf32 50 env PYTHON="$python" bash bench/compare.sh w2 1 cuda tf32
@@ -101,6 +106,7 @@ step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporte
   done
   grep -h '"kernel"' "$out/fused_kernels.log" 2>/dev/null
   grep -h '"op":"conv3x3.*"backend":"cuda' "$out/unet_ops.log" 2>/dev/null | sed -E 's/"forward_ms[^,]*,"backward_ms[^,]*,//'
+  grep -h '"op":"unet langevin step"' "$out/unet_ops.log" 2>/dev/null
   for name in w1_fp32 w1_tf32 w2_fp32 w2_tf32 w2_compile; do
     grep -h '"compare"' "$out/$name.log" 2>/dev/null | sed "s/^/$name: /"
   done
@@ -108,7 +114,7 @@ step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporte
   for name in w2_fp32 w2_tf32 w2_compile; do
     grep -h '"impl"' "$out/$name.log" 2>/dev/null | sed "s/^/$name: /"
   done
-  grep -hE '^(ok|FAIL|skip) ' "$out/native_tests.log" "$out/gpu_tests.log" 2>/dev/null | grep -v '^ok' | sort -u | head -n 20
+  grep -hE '^(ok|FAIL|skip) ' "$out/native_tests.log" "$out/gpu_tests.log" "$out/unet_graphs.log" 2>/dev/null | grep -v '^ok' | sort -u | head -n 20
   grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out"/*memcheck.log "$out"/*racecheck.log 2>/dev/null
 } | tee "$results/summary.txt"
 tar -C "$out" -czf "$results/logs.tar.gz" .

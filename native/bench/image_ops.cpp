@@ -1,8 +1,10 @@
 // The op harness's timing mode over the image ops at the U-Net's sizes (W2): the median time of
 // each op's forward and backward, one JSON line each, on one CPU thread at the CPU's size (C = 32,
 // a chunk of 8 MNIST images) and, where a GPU is usable, at the GPU's (C = 64, a batch of 128) in
-// each precision it has.
+// each precision it has; there also a whole Langevin step of that U-Net, replayed from a recorded
+// CUDA graph and launched op by op (the launches a graph saves).
 //   ncsn_image_op_bench [repeats=7]
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -11,6 +13,8 @@
 #include <vector>
 
 #include "../tests/image_op_cases.h"
+#include "core/sampler.h"
+#include "core/unet.h"
 
 using namespace ncsn;
 using namespace ncsn::test;
@@ -42,6 +46,38 @@ auto unet_ops(int64_t n, int64_t C) {
       std::vector<Upsample2Concat>{{}}, std::vector<AddInto>{{}});
 }
 
+#ifdef NCSN_WITH_CUDA
+// Milliseconds per Langevin step of W2's U-Net on n images at base width C, `steps` steps after one
+// unrecorded warm-up segment, with graphs or without.
+double langevin_step_ms(Ops<float>& ops, int64_t n, int64_t C, int steps, bool graphs) {
+  UNet<float> net(UNetShape{1, 28, 28, C, 10});
+  const int64_t d = net.data_dim();
+  std::vector<float> params = random_values<float>(static_cast<size_t>(net.param_count()), 1, -0.05, 0.05);
+  for (const ParamTensor& t : net.layout())
+    if (t.init == ParamInit::norm_embed)
+      for (int64_t i = 0; i < t.size; ++i)
+        if (i % t.shape[1] < t.shape[1] / 3) params[t.offset + i] += 1.0f;
+  Array<float> p(ops, net.param_count()), x(ops, n * d);
+  p.upload(params.data(), net.param_count());
+  const std::vector<float> start = random_values<float>(static_cast<size_t>(n * d), 2, 0, 1);
+  x.upload(start.data(), n * d);
+  SamplerSettings s;
+  s.sigmas = {0.1};
+  s.step_lr = 1e-5;
+  s.graphs = graphs;
+  const auto run = [&](int64_t count) {
+    s.steps_per_level = count;
+    annealed_langevin(ops, net, p.data(), x.mat(n, d), s, [](const SamplerPosition&) { return true; });
+    float one;
+    x.download(&one, 1);  // waits for the queue
+  };
+  run(2);
+  const auto t0 = std::chrono::steady_clock::now();
+  run(steps);
+  return 1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +92,13 @@ int main(int argc, char** argv) {
       const std::unique_ptr<Ops<float>> gpu = make_cuda_ops(0, precision);
       const std::string backend = std::string("cuda ") + precision_name(precision);
       for_every_case(unet_ops(128, 64), [&](const auto& c) { report(backend.c_str(), *gpu, c, reps); });
+      const int64_t before = gpu->graph_replays();
+      const double graph = langevin_step_ms(*gpu, 128, 64, 20, true);
+      const int64_t replayed = gpu->graph_replays() - before;
+      const double launches = langevin_step_ms(*gpu, 128, 64, 20, false);
+      std::printf("{\"op\":\"unet langevin step\",\"backend\":\"%s\",\"graph_ms\":%.4f,\"launches_ms\":%.4f,"
+                  "\"steps_replayed\":%lld}\n",
+                  backend.c_str(), graph, launches, static_cast<long long>(replayed));
     }
   }
 #endif
