@@ -88,7 +88,7 @@ class Device {
   // Records step(first) without running it, where the work step(k) queues differs from
   // step(first)'s only in the step of the RNG streams it draws, which is k in place of first. A GPU
   // backend records it as a CUDA graph, which then runs for any k with those streams' steps set in
-  // it: one launch instead of one per op (a U-Net's Langevin step has some sixty). Null where the
+  // it: one launch instead of one per op (a U-Net's Langevin step has some seventy). Null where the
   // backend records nothing (the CPU) or the recording failed (a step that reads back to the host):
   // the caller then runs step(k) itself. The recording holds the buffers step used: it is valid
   // while they are.

@@ -1,6 +1,6 @@
 // The CUDA backend: every op of the interface as a kernel on one stream per model, memory from a
 // caching allocator. One chunk holds every row: the GPU's parallelism is inside each kernel.
-// record_step records a step (a U-Net's Langevin step: some sixty launches) as a CUDA graph that
+// record_step records a step (a U-Net's Langevin step: some seventy launches) as a CUDA graph that
 // then runs for any step k, with k set in the graph's random-draw nodes before each launch;
 // everything else a step reads (the level, the step sizes, the buffers) is the same in every step
 // of a sampling segment or a training run.
