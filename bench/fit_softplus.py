@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The CPU softplus's table (native/cpu/vecmath.h, kSoftplusPoly): g(t) = log1p(exp(-t)) on eight
-intervals of width 2 over [0, 16), degree 8 in u = t - centre, least squares on Chebyshev nodes
-(near minimax). Prints the table and the worst error of its float evaluation (with FMAs, as the
-kernels run it) against g in double: absolute anywhere, and in ulp where g > 1/4.
+"""The CPU softplus's and sigmoid's tables (native/cpu/vecmath.h, kSoftplusPoly and
+kSigmoidTailPoly): g(t) = log1p(exp(-t)) and s(t) = 1/(1 + exp(t)) on eight intervals of width 2
+over [0, 16), degree 8 in u = t - centre, least squares on Chebyshev nodes (near minimax). Prints
+each table and the worst error of its float evaluation (with FMAs, as the kernels run it) against
+softplus and sigmoid in double: absolute anywhere, and in ulp where g, or sigmoid, exceeds 1/4.
 
     python3 bench/fit_softplus.py
 """
@@ -15,9 +16,13 @@ def g(t):
     return np.log1p(np.exp(-t))
 
 
-def fit():
+def s(t):
+    return 1 / (1 + np.exp(t))
+
+
+def fit(f):
     x = np.cos(np.pi * (np.arange(NODES) + 0.5) / NODES) * (WIDTH / 2)
-    rows = [np.polynomial.polynomial.polyfit(x, g(x + i * WIDTH + WIDTH / 2), DEGREE) for i in range(INTERVALS)]
+    rows = [np.polynomial.polynomial.polyfit(x, f(x + i * WIDTH + WIDTH / 2), DEGREE) for i in range(INTERVALS)]
     return np.array(rows).astype(np.float32)  # [interval, power]
 
 
@@ -33,13 +38,28 @@ def evaluate(table, t):
     return np.where(inside, p, np.float32(0))
 
 
-table = fit()
+def print_table(name, table):
+    print(f"inline constexpr float {name}[9][8] = {{")
+    for j in range(DEGREE + 1):
+        print("    {" + ", ".join(f"{v:.9g}f" for v in table[:, j]) + "},")
+    print("};")
+
+
+def worst(got, want, big):
+    err = np.abs(got.astype(np.float64) - want)
+    ulp = err[big] / np.spacing(want[big].astype(np.float32))
+    return f"worst absolute error {err.max():.3g}, worst {ulp.max():.2f} ulp where it exceeds 1/4"
+
+
 t = np.concatenate([np.linspace(0, 24, 4_000_001), 2.0 ** np.arange(-30, 0, 0.001)])
-err = np.abs(evaluate(table, t).astype(np.float64) - g(t))
-big = g(t) > 0.25
-ulp = err[big] / np.spacing(g(t[big]).astype(np.float32))
-print(f"worst absolute error {err.max():.3g} (t = {t[err.argmax()]:.4g}), worst {ulp.max():.2f} ulp where g > 1/4")
-print("inline constexpr float kSoftplusPoly[9][8] = {")
-for j in range(DEGREE + 1):
-    print("    {" + ", ".join(f"{v:.9g}f" for v in table[:, j]) + "},")
-print("};")
+softplus_table = fit(g)
+print("g:", worst(evaluate(softplus_table, t), g(t), g(t) > 0.25))
+print_table("kSoftplusPoly", softplus_table)
+
+z = np.linspace(-24, 24, 4_000_001)
+sigmoid_table = fit(s)
+tail = evaluate(sigmoid_table, np.abs(z))
+sigmoid = np.where(z < 0, tail, (np.float32(1) - tail).astype(np.float32))
+want = 1 / (1 + np.exp(-z))
+print("sigmoid:", worst(sigmoid, want, want > 0.25))
+print_table("kSigmoidTailPoly", sigmoid_table)

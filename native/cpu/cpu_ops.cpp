@@ -193,9 +193,40 @@ template <typename T>
 inline __attribute__((always_inline)) void softplus_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::sigmoid(z[i]);
 }
-NCSN_ISA_CLONES
+template <typename V>
+inline __attribute__((always_inline)) void softplus_backward_vectors(float* dz, const float* dh, const float* z,
+                                                                     int64_t n) {
+  const simd::SigmoidTable<V> sigmoid;
+  int64_t i = 0;
+  for (; i + simd::lanes<V> <= n; i += simd::lanes<V>) {
+    V s, g;
+    simd::load(s, z + i);
+    simd::load(g, dh + i);
+    sigmoid(s);
+    s *= g;
+    simd::store(dz + i, s);
+  }
+  softplus_backward_loop(dz + i, dh + i, z + i, n - i);
+}
+#if NCSN_X86_64
+__attribute__((target("arch=x86-64-v4"))) void softplus_backward_avx512(float* dz, const float* dh, const float* z,
+                                                                         int64_t n) {
+  softplus_backward_vectors<simd::v16f>(dz, dh, z, n);
+}
+__attribute__((target("arch=x86-64-v3"))) void softplus_backward_avx2(float* dz, const float* dh, const float* z,
+                                                                       int64_t n) {
+  softplus_backward_vectors<simd::v8f>(dz, dh, z, n);
+}
+#endif
+void softplus_backward_base(float* dz, const float* dh, const float* z, int64_t n) {
+  softplus_backward_vectors<simd::v4f>(dz, dh, z, n);
+}
 void softplus_backward_f32(float* dz, const float* dh, const float* z, int64_t n) {
-  softplus_backward_loop(dz, dh, z, n);
+#if NCSN_X86_64
+  if (thread_isa() == CpuIsa::avx512) return softplus_backward_avx512(dz, dh, z, n);
+  if (thread_isa() == CpuIsa::avx2) return softplus_backward_avx2(dz, dh, z, n);
+#endif
+  softplus_backward_base(dz, dh, z, n);
 }
 void softplus_forward_any(float* h, const float* z, int64_t n) { softplus_forward_f32(h, z, n); }
 void softplus_forward_any(double* h, const double* z, int64_t n) { softplus_forward_loop(h, z, n); }

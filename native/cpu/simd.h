@@ -35,57 +35,84 @@ NCSN_VM void store(float* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
-// vm::softplus on a whole vector: each of the polynomial's coefficients is one permute of its
-// eight-entry row of the table by the interval index (vpermps on AVX2 and AVX-512; two 4-lane
-// vectors through one two-source shuffle on 128-bit vectors). Same arithmetic as the scalar form.
-// The table's rows, each repeated to sixteen lanes, so that a row of any width is one load.
-struct SoftplusRows {
+// vm::piecewise_tail on whole vectors: each of the polynomial's coefficients is one permute of
+// its eight-entry row by the interval index (vpermps on AVX2 and AVX-512; two 4-lane vectors
+// through one two-source shuffle on 128-bit vectors). Same arithmetic as the scalar form.
+// A table's rows, each repeated to sixteen lanes, so that a row of any width is one load.
+struct PolyRows {
   alignas(64) float v[9][16];
 };
-inline constexpr SoftplusRows kRows = [] {
-  SoftplusRows r{};
+constexpr PolyRows poly_rows(const float (&poly)[9][8]) {
+  PolyRows r{};
   for (int j = 0; j < 9; ++j)
-    for (int l = 0; l < 16; ++l) r.v[j][l] = vm::kSoftplusPoly[j][l % 8];
+    for (int l = 0; l < 16; ++l) r.v[j][l] = poly[j][l % 8];
   return r;
-}();
+}
+inline constexpr PolyRows kSoftplusRows = poly_rows(vm::kSoftplusPoly);
+inline constexpr PolyRows kSigmoidTailRows = poly_rows(vm::kSigmoidTailPoly);
 
 template <typename V>
-struct SoftplusTable {
+struct PiecewiseTable {
   using I = typename IntOf<V>::type;
   static constexpr int n = lanes<V> >= 8 ? 1 : 2;  // vectors per table row
   V row[9][n];
 
-  NCSN_VM SoftplusTable() {
+  NCSN_VM explicit PiecewiseTable(const PolyRows& rows) {
     for (int j = 0; j < 9; ++j)
-      for (int k = 0; k < n; ++k) load(row[j][k], &kRows.v[j][k * lanes<V>]);
+      for (int k = 0; k < n; ++k) load(row[j][k], &rows.v[j][k * lanes<V>]);
   }
   NCSN_VM void pick(V& out, int j, const I& i) const {
     if constexpr (n == 1) out = __builtin_shuffle(row[j][0], i);
     else out = __builtin_shuffle(row[j][0], row[j][1], i);
   }
-  NCSN_VM void operator()(V& h, const V& z) const {
-    h = z;
-    many<1>(&h);
-  }
-  // N vectors in place, their Horner chains interleaved: one chain is nine dependent FMAs, and a
-  // matrix product's epilogue has enough independent vectors to hide their latency.
+  // g[k] = the polynomial at t[k] ≥ 0, or 0 from 16 on, for N vectors with their Horner chains
+  // interleaved: one chain is nine dependent FMAs, which independent vectors hide.
   template <int N>
-  NCSN_VM void many(V* x) const {
+  NCSN_VM void tails(const V* t, V* g) const {
     const V zero = {};
-    V t[N], u[N], p[N], c;
+    V u[N], c;
     I i[N];
     for (int k = 0; k < N; ++k) {
-      t[k] = x[k] < zero ? -x[k] : x[k];
       i[k] = __builtin_convertvector(t[k] < 16.0f ? t[k] * 0.5f : zero, I);
       u[k] = t[k] - (__builtin_convertvector(i[k], V) * 2.0f + 1.0f);
-      pick(p[k], 8, i[k]);
+      pick(g[k], 8, i[k]);
     }
     for (int j = 7; j >= 0; --j)
       for (int k = 0; k < N; ++k) {
         pick(c, j, i[k]);
-        p[k] = p[k] * u[k] + c;
+        g[k] = g[k] * u[k] + c;
       }
-    for (int k = 0; k < N; ++k) x[k] = (x[k] < zero ? zero : x[k]) + (t[k] < 16.0f ? p[k] : zero);
+    for (int k = 0; k < N; ++k) g[k] = t[k] < 16.0f ? g[k] : zero;
+  }
+};
+
+// vm::softplus on N vectors in place.
+template <typename V>
+struct SoftplusTable : PiecewiseTable<V> {
+  NCSN_VM SoftplusTable() : PiecewiseTable<V>(kSoftplusRows) {}
+  template <int N>
+  NCSN_VM void many(V* x) const {
+    const V zero = {};
+    V t[N], g[N];
+    for (int k = 0; k < N; ++k) t[k] = x[k] < zero ? -x[k] : x[k];
+    this->template tails<N>(t, g);
+    for (int k = 0; k < N; ++k) x[k] = (x[k] < zero ? zero : x[k]) + g[k];
+  }
+  NCSN_VM void operator()(V& h, const V& z) const {
+    h = z;
+    many<1>(&h);
+  }
+};
+
+// vm::sigmoid on one vector in place.
+template <typename V>
+struct SigmoidTable : PiecewiseTable<V> {
+  NCSN_VM SigmoidTable() : PiecewiseTable<V>(kSigmoidTailRows) {}
+  NCSN_VM void operator()(V& x) const {
+    const V zero = {}, t = x < zero ? -x : x;
+    V s;
+    this->template tails<1>(&t, &s);
+    x = x >= zero ? 1.0f - s : (x < zero ? s : x);
   }
 };
 

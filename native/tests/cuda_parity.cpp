@@ -151,9 +151,9 @@ TEST(cuda_elementwise_ops_match_cpu) {
   auto gdh = up(dh);
   gpu().softplus_forward(gh.mat(m, d), gy0.mat(m, d));
   gpu().softplus_backward(gdz.mat(m, d), gdh.mat(m, d), gy0.mat(m, d));
-  // the CPU leaves out log1p(exp(−|z|)) past |z| = 16 (vecmath.h); CUDA keeps it
+  // the CPU leaves out log1p(exp(−|z|)) and 1/(1 + exp(|z|)) past |z| = 16 (vecmath.h); CUDA keeps them
   expect_close("softplus_forward", down(gh), h, 1.2e-7);
-  expect_close("softplus_backward", down(gdz), dz, 1e-30);
+  expect_close("softplus_backward", down(gdz), dz, 1.2e-7);
 
   const int64_t dd = 3;
   Vec s = random_values<float>(m * dd, 15), x = random_values<float>(m * dd, 17);

@@ -138,8 +138,8 @@ TEST(mlp_ops_on_cuda_match_the_cpu) {
 // The float softplus (vecmath.h's piecewise polynomial) on a dense sweep, on every kernel this CPU
 // runs, against double: within 1.5 ulp where the log1p(exp(−|z|)) part exceeds 1/4, and
 // everywhere within 1.2e-7 (the left-out tail past |z| = 16) plus the rounding of the result;
-// infinities and NaN kept.
-TEST(softplus_is_accurate_everywhere) {
+// infinities and NaN kept. Likewise its backward, the sigmoid.
+TEST(softplus_and_its_gradient_are_accurate_everywhere) {
   std::vector<float> z;
   for (double v = -40; v <= 40; v += 1.0 / 4096) z.push_back(static_cast<float>(v));
   for (float v = 1e-30f; v < 1; v *= 1.01f) z.insert(z.end(), {v, -v});
@@ -159,5 +159,16 @@ TEST(softplus_is_accurate_everywhere) {
             "kernel " << isa << ": softplus(" << z[i] << ") = " << h[i] << ", want " << want);
     }
     CHECK(h[n - 3] == inf && h[n - 2] == 0.0f && std::isnan(h[n - 1]), "kernel " << isa << ": softplus(±inf, NaN)");
+    // its backward with dh = 1 is the sigmoid: within 3 ulp where it exceeds 1/4, and 1.2e-7
+    const std::vector<float> ones(z.size(), 1.0f);
+    std::vector<float> sig(z.size());
+    ops.softplus_backward({sig.data(), 1, n}, {const_cast<float*>(ones.data()), 1, n}, {z.data(), 1, n});
+    for (int64_t i = 0; i < n - 3; ++i) {
+      const double want = 1 / (1 + std::exp(-static_cast<double>(z[i])));
+      const double err = std::fabs(sig[i] - want), ulp = std::ldexp(1.0, std::ilogb(want) - 23);
+      CHECK(err <= 1.2e-7 && (want <= 0.25 || err <= 3 * ulp),
+            "kernel " << isa << ": sigmoid(" << z[i] << ") = " << sig[i] << ", want " << want);
+    }
+    CHECK(sig[n - 3] == 1.0f && sig[n - 2] == 0.0f && std::isnan(sig[n - 1]), "kernel " << isa << ": sigmoid(±inf, NaN)");
   }
 }
