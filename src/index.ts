@@ -2,7 +2,18 @@
 import { addon, type NativeModel, type NativeSampleOptions, type NativeSampleProgress, type NativeTensor } from './native.js';
 import { readCheckpoint, writeCheckpoint, CheckpointError, type Tensor } from './checkpoint.js';
 import { checkCheckpointConfig, networkConfig } from './checkpoint-config.js';
-import { MIXTURE, type ImageShape } from './data/index.js';
+import {
+  backendOptions,
+  CALL_DEFAULTS,
+  modelConfig,
+  samplingSettings,
+  type Backend,
+  type Device,
+  type ModelConfig,
+  type ModelConfigInput,
+  type Precision,
+  type SamplingDefaults,
+} from './config.js';
 
 export { loadDataset, imageShape, DataError, TOY_NAMES, MIXTURE, type Dataset, type ImageShape, type NoiseDefaults } from './data/index.js';
 export { geometricSigmas, langevinStep, levelsForOverlap, stepLrForLevels, shellOverlap } from './schedule.js';
@@ -12,83 +23,11 @@ export { renderScatter } from './render/scatter.js';
 export { mixtureReport, toyReport, describeToyReport, type MixtureReport, type ModeStats, type ToyReport } from './metrics.js';
 export { LIMITS } from './limits.js';
 export { NcsnError, NativeLoadError } from './errors.js';
+export { SAMPLING_DEFAULTS, MODEL_DEFAULTS } from './config.js';
+export type { Device, ImageSpec, MixtureSpec, ModelConfig, ModelKind, Precision, SamplerKind, SamplingDefaults } from './config.js';
 
-/**
- * 'mlp': the noise-conditional MLP of W1, for points. 'unet': the conditional U-Net of W2, for
- * images. 'exact:mixture': the exact score of a Gaussian mixture.
- */
-export type ModelKind = 'mlp' | 'unet' | 'exact:mixture';
-/** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
-export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
-/** How a GPU multiplies: FP32, or on the tensor cores with TF32 or BF16 inputs and FP32 accumulation. */
-export type Precision = 'fp32' | 'tf32' | 'bf16';
-
-/**
- * 'ald': annealed Langevin dynamics (NCSN). 'pc': the VE predictor-corrector sampler (Song et al.
- * 2021), a Langevin corrector sized by `snr` then a reverse-diffusion predictor at each level.
- */
-export type SamplerKind = 'ald' | 'pc';
-
-export interface SamplingDefaults {
-  sampler: SamplerKind;
-  /** T, the Langevin steps (ald) or corrector steps (pc) at each noise level. */
-  stepsPerLevel: number;
-  /** ald's ε in the paper's convention: α_i = ε σ_i² / σ_L², x ← x + (α_i/2) s(x, σ_i) + √α_i z. */
-  stepLr: number;
-  /** pc's corrector signal-to-noise ratio: step e = 2 (snr ‖z‖ / ‖s‖)², norms averaged over the batch. */
-  snr: number;
-  /** Finish with the denoising step x ← x + σ_L² s(x, σ_L) (pc: its last predictor step without noise). */
-  denoise: boolean;
-  /** ald's particles start uniform in [initLow, initHigh] in every coordinate; pc's from N(0, σ_1² I). */
-  initLow: number;
-  initHigh: number;
-}
-
-export interface ModelConfig {
-  model: ModelKind;
-  dataDim: number;
-  /** Hidden width and number of hidden layers of the MLP. */
-  width: number;
-  depth: number;
-  /** The U-Net's base width C (W2: 32 on a CPU, 64 on a GPU); its input is `image`. */
-  channels: number;
-  /** The data are 8-bit pixels in [0, 1]: each training batch is dequantised, x·255/256 + U(0, 1)/256. */
-  dequantize: boolean;
-  /** Noise levels σ_1 > … > σ_L. */
-  sigmas: number[];
-  seed: number;
-  lr: number;
-  /** Samples per training step, the default of train(). */
-  batchSize: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  emaDecay: number;
-  /** The dataset spec the model is trained on, when known. */
-  data: string | null;
-  sampling: SamplingDefaults;
-  /** exact:mixture only: the mixture Σ w_k N(μ_k, variance·I) whose perturbed score it computes. */
-  mixture: MixtureSpec | null;
-  /** When a point is an image: how pictures draw it, and the U-Net's input layout. */
-  image: ImageSpec | null;
-}
-
-/** An image layout whose product is dataDim, and the values drawn as black and white. */
-export interface ImageSpec extends ImageShape {
-  low: number;
-  high: number;
-}
-
-export interface MixtureSpec {
-  means: number[][];
-  weights: number[];
-  variance: number;
-}
-
-export type ModelOptions = Partial<Omit<ModelConfig, 'sampling' | 'mixture'>> & {
-  mixture?: MixtureSpec;
-  sigmas: number[];
-  sampling?: Partial<SamplingDefaults>;
+/** `sigmas`, and any other value of the config, whose default fills it otherwise. */
+export type ModelOptions = ModelConfigInput & {
   device?: Device;
   /** Worker threads of the CPU backend; 0 means one per core. */
   threads?: number;
@@ -175,32 +114,6 @@ export interface InpaintOptions extends Omit<SampleOptions, 'sampler' | 'init'> 
   mask: Float32Array;
 }
 
-const defaults = {
-  model: 'mlp' as ModelKind,
-  dataDim: 2,
-  width: 128,
-  depth: 2,
-  channels: 32,
-  dequantize: false,
-  seed: 0,
-  lr: 1e-3,
-  batchSize: 128,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  emaDecay: 0.999,
-};
-/** What a model samples with unless its config or the call says otherwise (W1's settings). */
-export const SAMPLING_DEFAULTS: Readonly<SamplingDefaults> = {
-  sampler: 'ald',
-  stepsPerLevel: 100,
-  stepLr: 0.1,
-  snr: 0.16,
-  denoise: false,
-  initLow: -8,
-  initHigh: 8,
-};
-
 // Call right after the native call has started its worker, which clears the cancel flag of any
 // earlier run; an already aborted signal is refused before that, by signal.throwIfAborted().
 function onAbort(signal: AbortSignal | undefined, cancel: () => void): () => void {
@@ -238,8 +151,9 @@ export class NcsnModel {
   private readonly native: NativeModel;
   private data: Float32Array | null = null;
 
-  private constructor(config: ModelConfig, device: Device, threads: number, backend: BackendOptions = {}) {
+  private constructor(config: ModelConfig, backend: Backend) {
     this.config = config;
+    // every value explicit: the addon has no defaults of its own
     this.native = new addon.Model({
       ...networkConfig(config),
       dequantize: config.dequantize,
@@ -249,8 +163,6 @@ export class NcsnModel {
       beta2: config.beta2,
       eps: config.eps,
       emaDecay: config.emaDecay,
-      device,
-      threads,
       ...backend,
       ...(config.mixture
         ? {
@@ -262,40 +174,10 @@ export class NcsnModel {
     });
   }
 
-  /** A new model with freshly initialised weights. */
+  /** A new model with freshly initialised weights; every option is checked, and the rest take their defaults. */
   static create(options: ModelOptions): NcsnModel {
-    const { device = 'auto', threads = 0, precision, fused, sampling, ...rest } = options;
-    const config: ModelConfig = {
-      ...defaults,
-      data: null,
-      image: null,
-      ...rest,
-      sampling: { ...SAMPLING_DEFAULTS, ...sampling },
-      mixture: null,
-    };
-    if (config.model === 'exact:mixture') {
-      // the W1 mixture unless another is given
-      const m = rest.mixture ?? { means: MIXTURE.means.map((r) => [...r]), weights: [...MIXTURE.weights], variance: MIXTURE.variance };
-      if (!m.means.every((row) => row.length === config.dataDim)) {
-        throw new RangeError(`every mixture mean must have dataDim = ${config.dataDim} coordinates`);
-      }
-      config.mixture = m;
-    }
-    const image = config.image;
-    if (config.model === 'unet' && !image) throw new RangeError("model 'unet' needs `image`, the layout of its input");
-    if (image) {
-      const { channels: c, height: h, width: w, low, high } = image;
-      if (![c, h, w].every((v) => Number.isInteger(v) && v >= 1) || c * h * w !== config.dataDim) {
-        throw new RangeError(`image ${c}×${h}×${w} does not lay out dataDim = ${config.dataDim} values`);
-      }
-      if (!(Number.isFinite(low) && Number.isFinite(high) && low < high)) {
-        throw new RangeError(`an image's black and white values need low < high (got ${low} and ${high})`);
-      }
-    }
-    return new NcsnModel(config, device, threads, {
-      ...(precision ? { precision } : {}),
-      ...(fused !== undefined ? { fused } : {}),
-    });
+    const { device, threads, precision, fused, ...rest } = options;
+    return new NcsnModel(modelConfig(rest), backendOptions({ device, threads, precision, fused }));
   }
 
   /**
@@ -314,16 +196,11 @@ export class NcsnModel {
     if (!Number.isSafeInteger(step) || step < 0) {
       throw new CheckpointError(`${file}: the checkpoint's step is ${JSON.stringify(metadata.step ?? null)}, not a whole number ≥ 0`);
     }
-    // keys that checkpoints from before a setting existed lack take its default
-    const withDefaults = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? { ...defaults, data: null, ...raw } : raw;
-    const config = checkCheckpointConfig(file, withDefaults, tensors);
-    config.sampling = { ...SAMPLING_DEFAULTS, ...config.sampling };
-    config.image ??= null;
-    config.mixture ??= null;
-    const { device = 'auto', threads = 0, ...backend } = options;
+    const config = checkCheckpointConfig(file, raw, tensors);
+    const backend = backendOptions(options);
     let model: NcsnModel;
     try {
-      model = new NcsnModel(config, device, threads, backend);
+      model = new NcsnModel(config, backend);
     } catch (e) {
       throw new CheckpointError(`${file}: ${(e as Error).message}`);
     }
@@ -383,7 +260,7 @@ export class NcsnModel {
     }
     const onProgress = options.onProgress && guarded(options.onProgress, () => this.native.cancel());
     const running = this.native.train(
-      { steps: options.steps, batchSize: options.batchSize ?? this.config.batchSize, reportEvery: options.reportEvery ?? 100 },
+      { steps: options.steps, batchSize: options.batchSize ?? this.config.batchSize, reportEvery: options.reportEvery ?? CALL_DEFAULTS.reportEvery },
       onProgress?.call,
     );
     const stop = onAbort(options.signal, () => this.native.cancel());
@@ -416,7 +293,8 @@ export class NcsnModel {
   }
 
   private async draw(options: SampleOptions, inpainting: Pick<NativeSampleOptions, 'inpaintImage' | 'inpaintMask'>): Promise<Float32Array> {
-    const s = { ...this.config.sampling, ...options };
+    const { n = CALL_DEFAULTS.n, seed = CALL_DEFAULTS.seed, useEma = CALL_DEFAULTS.useEma, fused = CALL_DEFAULTS.fused } = options;
+    const s = samplingSettings(this.config.sampling, options);
     const levels = this.config.sigmas.length;
     const { onProgress, onFrame } = options;
     if (onFrame && !options.frameEvery) throw new RangeError('onFrame needs frameEvery, the steps between frames');
@@ -430,17 +308,17 @@ export class NcsnModel {
         : undefined;
     const running = this.native.sample(
       {
-        n: options.n ?? 1000,
+        n,
         sampler: s.sampler,
         stepsPerLevel: s.stepsPerLevel,
         stepLr: s.stepLr,
         snr: s.snr,
         denoise: s.denoise,
-        seed: options.seed ?? 0,
+        seed,
         initLow: s.initLow,
         initHigh: s.initHigh,
-        useEma: options.useEma ?? true,
-        fused: options.fused ?? true,
+        useEma,
+        fused,
         frameEvery: onFrame ? (options.frameEvery ?? 0) : 0,
         ...(options.init ? { init: options.init } : {}),
         ...inpainting,

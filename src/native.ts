@@ -7,7 +7,11 @@ import path from 'node:path';
 import { buildFromSource, findToolchain } from './addon-build.js';
 import { NativeLoadError } from './errors.js';
 
-/** What makes a network: its kind, sizes and noise levels. */
+/**
+ * What makes a network: its kind, sizes and noise levels. The addon takes every value explicitly
+ * (the defaults are src/config.ts's) and refuses a missing one: mlp needs width and depth, unet the
+ * images' layout and C.
+ */
 export interface NativeNetworkConfig {
   kind: 'mlp' | 'unet' | 'exact:mixture';
   dataDim: number;
@@ -23,20 +27,21 @@ export interface NativeNetworkConfig {
 
 export interface NativeModelConfig extends NativeNetworkConfig {
   seed: number;
-  lr?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  emaDecay?: number;
-  device?: string;
-  threads?: number;
-  precision?: 'fp32' | 'tf32' | 'bf16';
-  fused?: boolean;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  emaDecay: number;
+  device: string;
+  threads: number;
+  precision: 'fp32' | 'tf32' | 'bf16';
+  fused: boolean;
+  /** exact:mixture only, and required there. */
   mixtureMeans?: number[];
   mixtureWeights?: number[];
   mixtureVariance?: number;
   /** 8-bit pixels: each training batch is dequantised, x·255/256 + U(0, 1)/256. */
-  dequantize?: boolean;
+  dequantize: boolean;
 }
 
 export interface NativeTrainProgress {
@@ -64,10 +69,11 @@ export interface NativeSampleOptions {
   /** Steps between progress reports that carry the particles; 0: reports at level ends, no particles. */
   frameEvery: number;
   seed: number;
-  initLow?: number;
-  initHigh?: number;
-  useEma?: boolean;
-  fused?: boolean;
+  initLow: number;
+  initHigh: number;
+  useEma: boolean;
+  fused: boolean;
+  /** Starting points instead of uniform ones (optional: absent means none). */
   init?: Float32Array;
   /** Inpainting: the known image (dataDim values) and its mask (1 known, 0 to fill). */
   inpaintImage?: Float32Array;
@@ -134,7 +140,7 @@ export interface NativeInfo {
 
 interface Addon {
   Model: new (config: NativeModelConfig) => NativeModel;
-  random(options: { kind: 'normal' | 'uniform'; seed: number; n: number; stream?: number; offset?: number }): Float32Array;
+  random(options: { kind: 'normal' | 'uniform'; seed: number; n: number; stream: number; offset: number }): Float32Array;
   philox(counter: number[], key: number[]): number[];
   /** The CPU's measured FP32 FMA rate in GFLOP/s on this many threads (takes about 0.2 s). */
   fmaPeak(threads: number): number;

@@ -107,7 +107,7 @@ describe('the predictor-corrector sampler with an exact score', () => {
     const b = await model.sample({ n: 300, sampler: 'pc', stepsPerLevel: 5, seed: 2, snr: 1e-6 });
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(false);
     await expect(model.sample({ n: 10, sampler: 'pc', snr: -1 })).rejects.toThrow(/snr/);
-    await expect(model.sample({ n: 10, sampler: 'ode' as 'pc' })).rejects.toThrow(/'ald' or 'pc'/);
+    await expect(model.sample({ n: 10, sampler: 'ode' as 'pc' })).rejects.toThrow(/sampler is "ode"; it must be "ald" or "pc"/);
   });
 });
 

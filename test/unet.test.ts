@@ -30,7 +30,7 @@ describe('the U-Net in the library', () => {
     const mnist = { channels: 1, height: 28, width: 28, low: 0, high: 1 };
     const sigmas = geometricSigmas(1, 0.01, 10);
     expect(NcsnModel.create({ model: 'unet', image: mnist, dataDim: 784, sigmas, device: 'cpu' }).paramCount).toBe(519_681);
-    expect(() => NcsnModel.create({ model: 'unet', dataDim: 784, sigmas, device: 'cpu' })).toThrow(/needs `image`/);
+    expect(() => NcsnModel.create({ model: 'unet', dataDim: 784, sigmas, device: 'cpu' })).toThrow(/image is missing, and model "unet" needs it: the layout of its input images/);
     expect(() => NcsnModel.create({ model: 'unet', image: { ...mnist, height: 30, width: 30 }, dataDim: 900, sigmas, device: 'cpu' })).toThrow(/divisible by 4/);
   });
 
@@ -71,7 +71,7 @@ describe('the U-Net in the library', () => {
     expect(() => NcsnModel.load(bad)).toThrow(CheckpointError);
     expect(() => NcsnModel.load(bad)).toThrow(/bad\.safetensors: tensor 'conv_in\.weight' is \[4, 1, 3, 3\] but the config \(U-Net of base width 8/);
     writeCheckpoint(bad, tensors, { ...metadata, config: JSON.stringify({ ...config, image: null }) });
-    expect(() => NcsnModel.load(bad)).toThrow(/"unet" but config\.image, its input, is missing/);
+    expect(() => NcsnModel.load(bad)).toThrow(/config\.image is missing, and model "unet" needs it/);
   });
 });
 

@@ -26,34 +26,42 @@ using ncsn::Model;
 
 Napi::Error type_error(Napi::Env env, const std::string& what) { return Napi::TypeError::New(env, what); }
 
-double get_number(const Napi::Object& o, const char* key, double fallback, bool required = false) {
+// Every value of a config or a call is required: the defaults live in the TypeScript layer's schema
+// (src/config.ts), so that no second set here can disagree with it.
+Napi::Value required(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) {
-    if (required) throw type_error(o.Env(), std::string("'") + key + "' is required");
-    return fallback;
-  }
+  if (v.IsUndefined()) throw type_error(o.Env(), std::string("'") + key + "' is required");
+  return v;
+}
+
+double get_number(const Napi::Object& o, const char* key) {
+  Napi::Value v = required(o, key);
   if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
     throw type_error(o.Env(), std::string("'") + key + "' must be a finite number");
   return v.As<Napi::Number>().DoubleValue();
 }
 
-int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t min, bool required = false) {
-  const double d = get_number(o, key, static_cast<double>(fallback), required);
+int64_t get_int(const Napi::Object& o, const char* key, int64_t min) {
+  const double d = get_number(o, key);
   if (d != std::floor(d) || d < static_cast<double>(min) || d > 9.0e15)
     throw Napi::RangeError::New(o.Env(), std::string("'") + key + "' must be an integer ≥ " + std::to_string(min));
   return static_cast<int64_t>(d);
 }
 
-std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
+bool get_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = required(o, key);
+  if (!v.IsBoolean()) throw type_error(o.Env(), std::string("'") + key + "' must be true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string get_string(const Napi::Object& o, const char* key) {
+  Napi::Value v = required(o, key);
   if (!v.IsString()) throw type_error(o.Env(), std::string("'") + key + "' must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
 
 std::vector<double> get_doubles(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return {};
+  Napi::Value v = required(o, key);
   if (!v.IsArray()) throw type_error(o.Env(), std::string("'") + key + "' must be an array of numbers");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<double> out;
@@ -75,23 +83,26 @@ std::vector<float> get_floats(const Napi::Object& o, const char* key) {
   return std::vector<float>(f.Data(), f.Data() + f.ElementLength());
 }
 
-uint64_t get_seed(const Napi::Object& o, const char* key) {
-  const int64_t s = get_int(o, key, 0, 0);
-  return static_cast<uint64_t>(s);
-}
+uint64_t get_seed(const Napi::Object& o, const char* key) { return static_cast<uint64_t>(get_int(o, key, 0)); }
 
 // What makes the network: its kind, sizes and noise levels (the rest of a config is training and
-// backend settings).
+// backend settings). Each kind needs its own sizes and no others.
 ncsn::ModelConfig network_config(const Napi::Object& o) {
   ncsn::ModelConfig c;
-  c.kind = get_string(o, "kind", "mlp");
-  c.shape.data_dim = get_int(o, "dataDim", 2, 1);
-  c.shape.width = get_int(o, "width", 128, 1);
-  c.shape.depth = get_int(o, "depth", 2, 1);
-  c.unet.channels = get_int(o, "imageChannels", 1, 1);
-  c.unet.height = get_int(o, "imageHeight", 28, 1);
-  c.unet.width = get_int(o, "imageWidth", 28, 1);
-  c.unet.base = get_int(o, "channels", 32, 1);
+  c.kind = get_string(o, "kind");
+  if (c.kind != "mlp" && c.kind != "unet" && c.kind != "exact:mixture")
+    throw Napi::RangeError::New(o.Env(), "'kind' must be 'mlp', 'unet' or 'exact:mixture'");
+  c.shape.data_dim = get_int(o, "dataDim", 1);
+  if (c.kind == "mlp") {
+    c.shape.width = get_int(o, "width", 1);
+    c.shape.depth = get_int(o, "depth", 1);
+  }
+  if (c.kind == "unet") {
+    c.unet.channels = get_int(o, "imageChannels", 1);
+    c.unet.height = get_int(o, "imageHeight", 1);
+    c.unet.width = get_int(o, "imageWidth", 1);
+    c.unet.base = get_int(o, "channels", 1);
+  }
   c.sigmas = get_doubles(o, "sigmas");
   return c;
 }
@@ -166,26 +177,27 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Object o = info[0].As<Napi::Object>();
     ncsn::ModelConfig c = network_config(o);
     c.seed = get_seed(o, "seed");
-    c.adam.lr = get_number(o, "lr", 1e-3);
-    c.adam.beta1 = get_number(o, "beta1", 0.9);
-    c.adam.beta2 = get_number(o, "beta2", 0.999);
-    c.adam.eps = get_number(o, "eps", 1e-8);
-    c.ema_decay = get_number(o, "emaDecay", 0.999);
+    c.adam.lr = get_number(o, "lr");
+    c.adam.beta1 = get_number(o, "beta1");
+    c.adam.beta2 = get_number(o, "beta2");
+    c.adam.eps = get_number(o, "eps");
+    c.ema_decay = get_number(o, "emaDecay");
     if (!(c.adam.lr > 0) || !(c.adam.beta1 >= 0 && c.adam.beta1 < 1) || !(c.adam.beta2 >= 0 && c.adam.beta2 < 1) ||
         !(c.adam.eps > 0) || !(c.ema_decay >= 0 && c.ema_decay < 1))
       throw Napi::RangeError::New(env, "Adam needs lr > 0, betas and the EMA decay in [0, 1), eps > 0");
-    c.device = get_string(o, "device", "cpu");
-    c.threads = static_cast<int>(get_int(o, "threads", 0, 0));
-    const std::string precision = get_string(o, "precision", "fp32");
+    c.device = get_string(o, "device");
+    c.threads = static_cast<int>(get_int(o, "threads", 0));
+    const std::string precision = get_string(o, "precision");
     if (precision != "fp32" && precision != "tf32" && precision != "bf16")
       throw Napi::RangeError::New(env, "'precision' must be 'fp32', 'tf32' or 'bf16'");
     c.precision = precision == "tf32" ? ncsn::Precision::tf32 : precision == "bf16" ? ncsn::Precision::bf16 : ncsn::Precision::fp32;
-    Napi::Value fused = o.Get("fused");
-    c.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
-    c.dequantize = o.Get("dequantize").ToBoolean().Value();
-    c.mixture_means = get_doubles(o, "mixtureMeans");
-    c.mixture_weights = get_doubles(o, "mixtureWeights");
-    c.mixture_var = get_number(o, "mixtureVariance", 1.0);
+    c.fused = get_bool(o, "fused");
+    c.dequantize = get_bool(o, "dequantize");
+    if (c.kind == "exact:mixture") {
+      c.mixture_means = get_doubles(o, "mixtureMeans");
+      c.mixture_weights = get_doubles(o, "mixtureWeights");
+      c.mixture_var = get_number(o, "mixtureVariance");
+    }
     try {
       model_ = std::make_unique<Model>(c);
     } catch (const std::bad_alloc&) {
@@ -306,7 +318,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (!a.Get(i).IsObject()) throw type_error(env, "loadTensors: each tensor must be an object");
       Napi::Object t = a.Get(i).As<Napi::Object>();
       ncsn::NamedTensor nt;
-      nt.name = get_string(t, "name", "");
+      nt.name = get_string(t, "name");
       for (double d : get_doubles(t, "shape")) nt.shape.push_back(static_cast<int64_t>(d));
       Napi::Value data = t.Get("data");
       if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -472,9 +484,9 @@ Napi::Value ModelWrap::Train(const Napi::CallbackInfo& info) {
   claim(env);
   if (!info[0].IsObject()) throw type_error(env, "train(options, onProgress?): options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
-  const int64_t steps = get_int(o, "steps", 0, 0, true);
-  const int64_t batch = get_int(o, "batchSize", 128, 1);
-  const int64_t every = get_int(o, "reportEvery", 100, 1);
+  const int64_t steps = get_int(o, "steps", 0);
+  const int64_t batch = get_int(o, "batchSize", 1);
+  const int64_t every = get_int(o, "reportEvery", 1);
   auto* w = new TrainWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), steps, batch, every);
   Napi::Promise p = w->promise();
   w->Queue();
@@ -487,28 +499,25 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw type_error(env, "sample(options, onProgress?): options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   ncsn::SampleRequest req;
-  req.n = get_int(o, "n", 1000, 1);
+  req.n = get_int(o, "n", 1);
   ncsn::SamplerSettings& sampler = req.sampler;
-  const std::string kind = get_string(o, "sampler", "ald");
+  const std::string kind = get_string(o, "sampler");
   if (kind != "ald" && kind != "pc") throw Napi::RangeError::New(env, "'sampler' must be 'ald' or 'pc'");
   sampler.kind = kind == "pc" ? ncsn::SamplerKind::pc : ncsn::SamplerKind::ald;
-  sampler.steps_per_level = get_int(o, "stepsPerLevel", 100, 1);
-  sampler.step_lr = get_number(o, "stepLr", 0.1);
+  sampler.steps_per_level = get_int(o, "stepsPerLevel", 1);
+  sampler.step_lr = get_number(o, "stepLr");
   if (!(sampler.step_lr > 0)) throw Napi::RangeError::New(env, "'stepLr' must be positive");
-  sampler.snr = get_number(o, "snr", 0.16);
+  sampler.snr = get_number(o, "snr");
   if (!(sampler.snr > 0)) throw Napi::RangeError::New(env, "'snr' must be positive");
-  Napi::Value dn = o.Get("denoise");
-  sampler.denoise = dn.IsBoolean() && dn.As<Napi::Boolean>().Value();
+  sampler.denoise = get_bool(o, "denoise");
   sampler.seed = get_seed(o, "seed");
-  sampler.report_every = get_int(o, "frameEvery", 0, 0);
+  sampler.report_every = get_int(o, "frameEvery", 0);
   req.frames = sampler.report_every > 0;
-  req.init_low = get_number(o, "initLow", -8);
-  req.init_high = get_number(o, "initHigh", 8);
+  req.init_low = get_number(o, "initLow");
+  req.init_high = get_number(o, "initHigh");
   if (!(req.init_low < req.init_high)) throw Napi::RangeError::New(env, "'initLow' must be below 'initHigh'");
-  Napi::Value fused = o.Get("fused");
-  sampler.fused = fused.IsUndefined() ? true : fused.ToBoolean().Value();
-  Napi::Value ema = o.Get("useEma");
-  req.use_ema = ema.IsUndefined() ? true : ema.ToBoolean().Value();
+  sampler.fused = get_bool(o, "fused");
+  req.use_ema = get_bool(o, "useEma");
   auto* w = new SampleWorker(env, this, info.This().As<Napi::Object>(), optional_callback(info, 1), req,
                              get_floats(o, "init"), get_floats(o, "inpaintImage"), get_floats(o, "inpaintMask"));
   Napi::Promise p = w->promise();
@@ -519,13 +528,13 @@ Napi::Value ModelWrap::Sample(const Napi::CallbackInfo& info) {
 // Element offset .. offset+n of a Philox stream (normals, or uniforms in (0, 1)).
 Napi::Value RandomDraw(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) throw type_error(env, "random({kind, seed, n, stream?, offset?})");
+  if (!info[0].IsObject()) throw type_error(env, "random({kind, seed, n, stream, offset})");
   Napi::Object o = info[0].As<Napi::Object>();
-  const std::string kind = get_string(o, "kind", "normal");
+  const std::string kind = get_string(o, "kind");
   const uint64_t seed = get_seed(o, "seed");
-  const int64_t n = get_int(o, "n", 0, 0, true);
-  const uint64_t stream = static_cast<uint64_t>(get_int(o, "stream", 0, 0));
-  const uint64_t offset = static_cast<uint64_t>(get_int(o, "offset", 0, 0));
+  const int64_t n = get_int(o, "n", 0);
+  const uint64_t stream = static_cast<uint64_t>(get_int(o, "stream", 0));
+  const uint64_t offset = static_cast<uint64_t>(get_int(o, "offset", 0));
   if (n > (int64_t(1) << 31)) throw Napi::RangeError::New(env, "random: n is too large");
   ncsn::CpuOps<float> ops(1);
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(n));

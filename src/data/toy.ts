@@ -201,8 +201,8 @@ export function toyDataset(name: string, n: number, seed: number): { data: Float
   // own keys only: 'toString' or '__proto__' must not find Object.prototype's members
   if (!Object.hasOwn(TOYS, name)) return null;
   const toy = TOYS[name];
-  const u = addon.random({ kind: 'uniform', seed, n: 3 * n, stream: 1 });
-  const z = addon.random({ kind: 'normal', seed, n: 2 * n, stream: 2 });
+  const u = addon.random({ kind: 'uniform', seed, n: 3 * n, stream: 1, offset: 0 });
+  const z = addon.random({ kind: 'normal', seed, n: 2 * n, stream: 2, offset: 0 });
   const data = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
     data.set(toy.point([u[3 * i], u[3 * i + 1], u[3 * i + 2]], [z[2 * i], z[2 * i + 1]]), 2 * i);
