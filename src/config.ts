@@ -5,7 +5,8 @@
 import { z } from 'zod';
 
 import { LIMITS } from './limits.js';
-import { MIXTURE } from './data/toy.js';
+import { MIXTURE, type NoiseDefaults } from './data/toy.js';
+import type { Dataset } from './data/index.js';
 
 const grouped = (n: number) => n.toLocaleString('en-US');
 
@@ -273,3 +274,44 @@ export const CALL_DEFAULTS = {
   useEma: true,
   fused: true,
 } as const;
+
+// The defaults that differ with the data, for a run that starts from a dataset (ncsn-cuda train):
+// W1's mixture and the other toys carry their own noise settings (data/toy.ts), images of pixels
+// take NCSN's, and points from a file take what their own spread says.
+
+/** NCSN's settings for images of pixels in [0, 1] (docs/workloads.md W2): σ 1 → 0.01 over 10 levels. */
+export const IMAGE_NOISE: Readonly<NoiseDefaults> = { sigmaBegin: 1, sigmaEnd: 0.01, levels: 10, steps: 5000 };
+/** NCSN's step size for images, ε = 4e-5 in our convention (step_lr = 2e-5 in the released code). */
+export const IMAGE_STEP_LR = 4e-5;
+
+export interface DataDefaults {
+  /** The noise levels, steps, MLP depth and denoising of a toy or of images; null for points of a file. */
+  noise: NoiseDefaults | null;
+  /** Noise levels and training steps where `noise` is null (σ_1 from NCSNv2's Technique 1, σ_L = σ_1/100). */
+  levels: number;
+  steps: number;
+  model: ModelKind;
+  dequantize: boolean;
+  /** ald's ε for the smallest level σ_L. */
+  stepLr: (sigmaEnd: number) => number;
+  /** ald's starting box; null: the data's extent and a tenth more on each side. */
+  init: [number, number] | null;
+}
+
+/** What a run on `dataset` takes where nothing else is said. */
+export function dataDefaults(dataset: Pick<Dataset, 'defaults' | 'image'>): DataDefaults {
+  const pixels = dataset.image !== undefined;
+  return {
+    noise: dataset.defaults ?? (pixels ? IMAGE_NOISE : null),
+    levels: 10,
+    steps: 5000,
+    // the U-Net for images of pixels whose sides it can halve twice; the MLP for everything else (an
+    // .npy of images too, whose scale is unknown: model 'unet' takes those on request)
+    model: dataset.image && dataset.image.height % 4 === 0 && dataset.image.width % 4 === 0 ? 'unet' : 'mlp',
+    dequantize: pixels,
+    // α_L = ε = 0.1 σ_L²: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale; NCSN's own for pixels
+    stepLr: pixels ? () => IMAGE_STEP_LR : (sigmaEnd) => 0.1 * sigmaEnd * sigmaEnd,
+    // toys start where their data lie, pixels from U(0, 1) as NCSN does
+    init: pixels ? [0, 1] : dataset.defaults ? [SAMPLING_DEFAULTS.initLow, SAMPLING_DEFAULTS.initHigh] : null,
+  };
+}

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { createRequire } from 'node:module';
 
-import { info } from '../index.js';
+import { info, MODEL_DEFAULTS, SAMPLING_DEFAULTS } from '../index.js';
 import { TOY_NAMES } from '../data/index.js';
 import {
   positiveInt,
@@ -42,21 +42,21 @@ function program(): Command {
     .description('train a score network and write DIR/checkpoint.safetensors, DIR/log.jsonl and DIR/samples.png')
     .option('--data <spec>', `training data: ${TOY_NAMES.map((t) => `toy:${t}`).join(', ')}; mnist or mnist:test (MNIST's 60,000 training or 10,000 test digits); an IDX file of images (plain or .gz), a .png or a folder of .png images; or a .npy or .csv file of points (an .npy of shape (n, H, W) or (n, C, H, W) holds images) (default: toy:mixture)`)
     .addOption(new Option('--model <kind>', "score model: mlp (W1's noise-conditional MLP), unet (W2's conditional U-Net, for images), or exact:mixture (the exact score of toy:mixture, no training) (default: unet for MNIST, IDX and PNG images, else mlp)").choices(['mlp', 'unet', 'exact:mixture']))
-    .option('--channels <C>', "the U-Net's base width C (default: 32)", positiveInt)
+    .option('--channels <C>', `the U-Net's base width C (default: ${MODEL_DEFAULTS.channels})`, positiveInt)
     .option('--steps <n>', 'training steps, the run\'s total (default: per dataset; 5,000 for toy:mixture and files, 40,000 for the other toys)', positiveInt)
-    .option('--batch-size <n>', 'samples per step (default: 128)', positiveInt)
-    .option('--lr <x>', 'Adam learning rate (default: 0.001)', positiveNumber)
+    .option('--batch-size <n>', `samples per step (default: ${MODEL_DEFAULTS.batchSize})`, positiveInt)
+    .option('--lr <x>', `Adam learning rate (default: ${MODEL_DEFAULTS.lr})`, positiveNumber)
     .option('--sigma-begin <x>', 'largest noise level σ_1, or auto: the largest distance between training points, NCSNv2 Technique 1 (default: per dataset; 20 for toy:mixture; auto for files)', positiveNumberOrAuto)
     .option('--sigma-end <x>', 'smallest noise level σ_L (default: per dataset; 1 for toy:mixture; σ_1/100 for files)', positiveNumber)
     .option('--levels <n>', 'number of geometric noise levels L, or auto: enough for neighbouring levels to overlap, NCSNv2 Technique 2 (default: per dataset; 10)', levelCountOrAuto)
-    .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP}, for samples.png and the checkpoint's default (default: ald)`).choices(['ald', 'pc']))
-    .option('--steps-per-level <n>', 'Langevin steps T (pc: corrector steps) at each level when sampling (default: 100)', stepsPerLevel)
+    .addOption(new Option('--sampler <kind>', `${SAMPLER_HELP}, for samples.png and the checkpoint's default (default: ${SAMPLING_DEFAULTS.sampler})`).choices(['ald', 'pc']))
+    .option('--steps-per-level <n>', `Langevin steps T (pc: corrector steps) at each level when sampling (default: ${SAMPLING_DEFAULTS.stepsPerLevel})`, stepsPerLevel)
     .option('--step-lr <x>', `${STEP_LR_HELP} (default: 0.1 σ_L²)`, positiveNumberOrAuto)
-    .option('--snr <x>', `${SNR_HELP} (default: 0.16)`, positiveNumber)
+    .option('--snr <x>', `${SNR_HELP} (default: ${SAMPLING_DEFAULTS.snr})`, positiveNumber)
     .option('--denoise', 'finish sampling with the denoising step x ← x + σ_L² s(x, σ_L) (default: on for images and the toys other than toy:mixture, else off)')
     .option('--no-denoise', 'do not finish sampling with the denoising step')
-    .option('--ema <decay>', 'decay of the exponential moving average of the weights, used for sampling (default: 0.999)', unitInterval)
-    .option('--seed <n>', 'seed of every random draw: data, weights, batches, noise (default: 0)', nonNegativeInt)
+    .option('--ema <decay>', `decay of the exponential moving average of the weights, used for sampling (default: ${MODEL_DEFAULTS.emaDecay})`, unitInterval)
+    .option('--seed <n>', `seed of every random draw: data, weights, batches, noise (default: ${MODEL_DEFAULTS.seed})`, nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .addOption(precisionOption())
     .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')
