@@ -23,7 +23,8 @@ export { renderScatter } from './render/scatter.js';
 export { mixtureReport, toyReport, describeToyReport, type MixtureReport, type ModeStats, type ToyReport } from './metrics.js';
 export { LIMITS } from './limits.js';
 export { NcsnError, NativeLoadError } from './errors.js';
-export { SAMPLING_DEFAULTS, MODEL_DEFAULTS } from './config.js';
+export { SAMPLING_DEFAULTS, MODEL_DEFAULTS, dataDefaults, type DataDefaults } from './config.js';
+export { trainRun, saveCheckpoint, type TrainRunOptions, type TrainRunResult, type CheckpointOptions } from './training.js';
 export type { Device, ImageSpec, MixtureSpec, ModelConfig, ModelKind, Precision, SamplerKind, SamplingDefaults } from './config.js';
 
 /** `sigmas`, and any other value of the config, whose default fills it otherwise. */

@@ -3,11 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 
-import { NcsnModel, SAMPLING_DEFAULTS, type Device, type ModelKind, type Precision, type TrainProgress } from '../index.js';
-import { imageShape, isBuiltinDataset, loadDataset, type Dataset, type NoiseDefaults } from '../data/index.js';
+import { NcsnModel, MODEL_DEFAULTS, SAMPLING_DEFAULTS, type Device, type ModelKind, type Precision, type TrainProgress } from '../index.js';
+import { imageShape, isBuiltinDataset, loadDataset, type Dataset } from '../data/index.js';
+import { dataDefaults, IMAGE_STEP_LR } from '../config.js';
 import { npyPieces } from '../data/npy.js';
 import { geometricSigmas, levelsForOverlap } from '../schedule.js';
-import { copyFileAtomic, LineLog, writeFileAtomic } from '../io/files.js';
+import { LineLog, writeFileAtomic } from '../io/files.js';
+import { saveCheckpoint, trainRun } from '../training.js';
 import { renderScatter } from '../render/scatter.js';
 import { renderImageGrid } from '../render/images.js';
 import { describeToyReport, mixtureReport, toyReport } from '../metrics.js';
@@ -36,17 +38,6 @@ export interface TrainFlags extends SamplingFlags {
   checkpointEvery?: number;
   sampleEvery?: number;
   keep: number;
-}
-
-// NCSN's settings for images of pixels in [0, 1] (docs/workloads.md W2): σ 1 → 0.01 over 10 levels,
-// and its step size, ε = 4e-5 in our convention (step_lr = 2e-5 in the released code).
-const PIXEL_DEFAULTS: NoiseDefaults = { sigmaBegin: 1, sigmaEnd: 0.01, levels: 10, steps: 5000 };
-const PIXEL_STEP_LR = 4e-5;
-
-// The U-Net for images of pixels whose sides it can halve twice; the MLP for everything else (an
-// .npy of images too, whose scale is unknown: --model unet takes those on request).
-function defaultModel(ds: Dataset): ModelKind {
-  return ds.image && ds.image.height % 4 === 0 && ds.image.width % 4 === 0 ? 'unet' : 'mlp';
 }
 
 /** Samples drawn at the end of a run for the picture and the summary: points, or images for a grid. */
@@ -154,15 +145,16 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     return { model, dataset, steps, why };
   }
   const data = flags.data ?? 'toy:mixture';
-  const seed = flags.seed ?? 0;
+  const seed = flags.seed ?? MODEL_DEFAULTS.seed;
   const dataset = loadDataset(data, { seed });
-  const kind = flags.model ?? defaultModel(dataset);
+  const defaults = dataDefaults(dataset);
+  const kind = flags.model ?? defaults.model;
   if (kind === 'exact:mixture' && data !== 'toy:mixture') {
     throw new UsageError('--model exact:mixture is the exact score of toy:mixture; use it with --data toy:mixture');
   }
   if (kind !== 'unet' && flags.channels !== undefined) throw new UsageError(`--channels is the U-Net's base width; --model ${kind} has none`);
   const pixels = dataset.image !== undefined;
-  const d = dataset.defaults ?? (pixels ? PIXEL_DEFAULTS : null);
+  const d = defaults.noise;
   // σ_1: the flag, the dataset's own, or NCSNv2's Technique 1 (the largest pairwise distance)
   const technique1 = flags.sigmaBegin === 'auto' || (flags.sigmaBegin === undefined && !d);
   const sigmaBegin = technique1 ? maxPairwiseDistance(dataset) : ((flags.sigmaBegin as number | undefined) ?? d!.sigmaBegin);
@@ -186,7 +178,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   if (defaulted) reasons.push(`${defaulted} from ${data}'s defaults`);
   if (flags.sigmaEnd === undefined && !d) reasons.push('σ_L = σ_1/100');
 
-  let levels = typeof flags.levels === 'number' ? flags.levels : (d?.levels ?? 10);
+  let levels = typeof flags.levels === 'number' ? flags.levels : (d?.levels ?? defaults.levels);
   if (flags.levels === 'auto') {
     const t2 = levelsForOverlap(dataset.dim, sigmaBegin, sigmaEnd);
     if (t2.levels === null) reasons.push(`L = ${levels}, the default: ${t2.reason}`);
@@ -199,16 +191,13 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   }
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
 
-  // α_L = ε = 0.1 σ_L² unless asked otherwise: W1's ε = 0.1 at σ_L = 1, the same ratio at any scale;
-  // NCSN's own for images of pixels.
-  const defaultStepLr = pixels ? PIXEL_STEP_LR : 0.1 * sigmaEnd * sigmaEnd;
   const { sampling, stepLrNote } = applySamplingFlags(
-    { ...SAMPLING_DEFAULTS, stepLr: defaultStepLr },
+    { ...SAMPLING_DEFAULTS, stepLr: defaults.stepLr(sigmaEnd) },
     sigmas,
     flags,
   );
   if (stepLrNote) reasons.push(stepLrNote);
-  else if (flags.stepLr === undefined) reasons.push(pixels ? "ε = 4e-5, NCSN's for images" : 'ε = 0.1 σ_L²');
+  else if (flags.stepLr === undefined) reasons.push(pixels ? `ε = ${IMAGE_STEP_LR.toExponential()}, NCSN's for images` : 'ε = 0.1 σ_L²');
   const layout = imageShape(dataset.shape);
   const [low, high] = dataExtent(dataset);
   const image = dataset.image ?? (layout && low < high ? { ...layout, low, high } : null);
@@ -221,20 +210,19 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     reasons.push(`denoised, ${data}'s default`);
   }
   const why = reasons.join('; ');
-  // toys start where their data lie, pixels from U(0, 1) as NCSN does, other files a little wider
-  const [initLow, initHigh] = pixels ? [0, 1] : d ? [-8, 8] : padded([low, high]);
+  const [initLow, initHigh] = defaults.init ?? padded([low, high]);
   const model = NcsnModel.create({
     model: kind,
-    // the U-Net's base width: W2's for a CPU (its GPU kernels, and C = 64 there, are to come)
-    channels: flags.channels ?? 32,
+    // the rest, when no flag gives them, are the library's defaults (config.ts)
+    channels: flags.channels,
     ...(kind === 'mlp' && d?.depth !== undefined ? { depth: d.depth } : {}),
-    dequantize: pixels,
+    dequantize: defaults.dequantize,
     dataDim: dataset.dim,
     sigmas,
     seed,
-    lr: flags.lr ?? 1e-3,
-    batchSize: flags.batchSize ?? 128,
-    emaDecay: flags.ema ?? 0.999,
+    lr: flags.lr,
+    batchSize: flags.batchSize,
+    emaDecay: flags.ema,
     // a file is named by its whole path, so that --resume and plot find it from any directory
     data: isBuiltinDataset(data) ? data : path.resolve(data),
     image,
@@ -242,24 +230,23 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     device: flags.device,
     precision: flags.precision,
   });
-  return { model, dataset, steps: flags.steps ?? d?.steps ?? 5000, why };
+  return { model, dataset, steps: flags.steps ?? d?.steps ?? defaults.steps, why };
 }
 
-export async function train(flags: TrainFlags): Promise<number> {
-  // The destination is settled before any work: a run directory is only ever continued (--resume)
-  // or replaced (--overwrite), never mixed with a new run.
+// The run directory, settled before any work: a run directory is only ever continued (--resume) or
+// replaced (--overwrite), never mixed with a new run.
+function runDirectory(flags: TrainFlags): { out: string; continuing: boolean; overwrite: boolean } {
   const out = flags.out ?? flags.resume ?? timestampDir();
   const continuing = flags.resume !== undefined && path.resolve(out) === path.resolve(flags.resume);
   const overwrite = flags.overwrite ?? false;
   if (continuing && overwrite) throw new UsageError(`--overwrite would delete the run that --resume ${flags.resume} continues`);
   checkRunDirectory(out, { continuing, overwrite });
-  const { model, dataset, steps, why } = setUp(flags);
-  if (flags.sampleEvery !== undefined && !model.config.image) {
-    throw new UsageError(`--sample-every draws grids of images, and ${dataset.name} holds ${dataset.dim}-D points`);
-  }
-  prepareRunDirectory(out, overwrite);
+  return { out, continuing, overwrite };
+}
+
+// What is trained, on what and how, before the first step.
+function describeRun(log: (line: string) => void, model: NcsnModel, dataset: Dataset, why: string): void {
   const cfg = model.config;
-  const log = (line: string) => process.stderr.write(`${line}\n`);
   if (model.backendNotice) log(`note: ${model.backendNotice}`);
   const im = cfg.image;
   log(
@@ -271,125 +258,120 @@ export async function train(flags: TrainFlags): Promise<number> {
   log(
     `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}; sampling: ${describeSampler(cfg.sampling)} (${why})`,
   );
+}
 
-  const logFile = path.join(out, 'log.jsonl');
-  const lossLog = new LineLog(logFile);
-  const checkpoint = path.join(out, 'checkpoint.safetensors');
-  // the step of the checkpoint in `out` known to be good: the one resumed from, then each one saved
-  let savedStep: number | null = continuing ? model.step : null;
-  const save = () => {
-    if (flags.keep > 0 && savedStep !== null && savedStep !== model.step) {
-      // the checkpoint about to be replaced is kept as checkpoint-<its step>; the oldest beyond --keep go
-      copyFileAtomic(checkpoint, path.join(out, `checkpoint-${savedStep}.safetensors`));
-      const old = fs
-        .readdirSync(out)
-        .map((f) => /^checkpoint-(\d+)\.safetensors$/.exec(f))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .sort((x, y) => Number(y[1]) - Number(x[1]));
-      for (const m of old.slice(flags.keep)) fs.rmSync(path.join(out, m[0]));
-    }
-    model.save(checkpoint);
-    savedStep = model.step;
-  };
-
-  if (cfg.model !== 'exact:mixture' && steps > model.step) {
-    const todo = steps - model.step;
-    log(
-      `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, EMA ${cfg.emaDecay} (sampling uses the EMA)`,
-    );
-    const reportEvery = Math.max(1, Math.min(100, Math.floor(steps / 50)));
-    const every = flags.checkpointEvery ?? todo;
-    const bar = process.stderr.isTTY
-      ? new cliProgress.SingleBar(
-          { format: 'train |{bar}| {value}/{total} steps | loss {loss} | {rate} steps/s | eta {eta_formatted}', hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        )
-      : null;
-    bar?.start(steps, model.step, { loss: '-', rate: '-' });
-    let lastPrinted = model.step;
-    const abort = new AbortController();
-    let interrupted = false;
-    // The first Ctrl-C (or SIGTERM) finishes the step and saves; a second one leaves at once.
-    const onSignal = () => {
-      if (interrupted) process.exit(130);
-      interrupted = true;
-      abort.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    const started = Date.now();
-    const startStep = model.step;
-    let last: TrainProgress | null = null;
-    // a log line that cannot be written stops the run: the log would no longer tell its loss
-    let logFailure: Error | null = null;
-    try {
-      while (model.step < steps && !interrupted) {
-        // checkpoints land on multiples of --checkpoint-every, sample grids on those of --sample-every
-        const next = (k: number) => (Math.floor(model.step / k) + 1) * k;
-        const segment = Math.min(steps, next(every), flags.sampleEvery ? next(flags.sampleEvery) : Infinity) - model.step;
-        await model.train(dataset, {
-          steps: segment,
-          reportEvery,
-          signal: abort.signal,
-          onProgress: (p) => {
-            last = p;
-            try {
-              lossLog.append(JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond }));
-            } catch (e) {
-              logFailure ??= e as Error;
-              abort.abort();
-              return;
-            }
-            if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
-            else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
-              lastPrinted = p.step;
-              log(`step ${p.step}/${steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
-            }
-          },
-        });
-        if (logFailure) throw logFailure;
-        if (model.step % every === 0 || model.step >= steps || interrupted) save();
-        if (flags.sampleEvery && model.step % flags.sampleEvery === 0 && model.step < steps && !interrupted) {
-          const file = path.join(out, `samples-${model.step}.png`);
-          writeFileAtomic(file, await sampleGrid(model, dataset.name));
-          log(`step ${model.step}: wrote ${file}`);
-        }
+// A progress bar on a terminal, else a line every tenth of the run.
+function progressDisplay(log: (line: string) => void, from: number, steps: number) {
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { format: 'train |{bar}| {value}/{total} steps | loss {loss} | {rate} steps/s | eta {eta_formatted}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  bar?.start(steps, from, { loss: '-', rate: '-' });
+  let lastPrinted = from;
+  return {
+    update(p: TrainProgress) {
+      if (bar) bar.update(p.step, { loss: p.loss.toFixed(4), rate: Math.round(p.stepsPerSecond) });
+      else if (p.step - lastPrinted >= steps / 10 || p.step === steps) {
+        lastPrinted = p.step;
+        log(`step ${p.step}/${steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.stepsPerSecond)} steps/s`);
       }
-      lossLog.close();
-    } catch (e) {
-      bar?.stop();
-      const kept = savedStep !== null ? ` The last good checkpoint is ${checkpoint} (step ${savedStep}).` : '';
-      throw new UsageError(`${(e as Error).message}.${kept}`);
-    } finally {
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+// The first Ctrl-C (or SIGTERM) aborts after the current step, which saves; a second one leaves at once.
+function interruptOnSignals(): { signal: AbortSignal; release: () => void } {
+  const abort = new AbortController();
+  const onSignal = () => {
+    if (abort.signal.aborted) process.exit(130);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: abort.signal,
+    release: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-    }
-    bar?.stop();
-    const seconds = (Date.now() - started) / 1000;
-    const finalLoss = (last as TrainProgress | null)?.loss;
-    const done = model.step - startStep;
-    log(
-      `trained ${done.toLocaleString('en-US')} steps in ${seconds.toFixed(1)} s (${fmt(done / seconds)} steps/s)${finalLoss !== undefined ? `, final loss ${finalLoss.toFixed(4)}` : ''}`,
-    );
-    if (interrupted) {
-      log(`interrupted at step ${model.step}: wrote ${checkpoint}`);
-      log(`resume with: npx ncsn-cuda train --resume ${out}${flags.steps !== undefined ? ` --steps ${steps}` : ''}`);
-      return 130;
-    }
-  } else {
-    lossLog.close();
-    save();
-  }
+    },
+  };
+}
 
+// Trains to `steps` with the loss log, the progress display, the checkpoints of --checkpoint-every
+// and --keep and the grids of --sample-every; returns whether a signal interrupted it.
+async function trainToSteps(
+  flags: TrainFlags,
+  run: { model: NcsnModel; dataset: Dataset; steps: number; out: string; checkpoint: string; lossLog: LineLog; continuing: boolean },
+  log: (line: string) => void,
+): Promise<{ interrupted: boolean }> {
+  const { model, dataset, steps, out, checkpoint, lossLog } = run;
+  const cfg = model.config;
+  log(
+    `training: ${flags.resume ? `from step ${model.step.toLocaleString('en-US')} ` : ''}to step ${steps.toLocaleString('en-US')}, batch ${cfg.batchSize}, Adam lr ${cfg.lr}, EMA ${cfg.emaDecay} (sampling uses the EMA)`,
+  );
+  const display = progressDisplay(log, model.step, steps);
+  const interrupt = interruptOnSignals();
+  const started = Date.now();
+  const startStep = model.step;
+  let last: TrainProgress | null = null;
+  // the step of the checkpoint in `out` known to be good: the one resumed from, then each one saved
+  let savedStep: number | null = run.continuing ? model.step : null;
+  let result;
+  try {
+    result = await trainRun(model, dataset, {
+      steps,
+      reportEvery: Math.max(1, Math.min(100, Math.floor(steps / 50))),
+      signal: interrupt.signal,
+      // a log line that cannot be written stops the run: the log would no longer tell its loss
+      onProgress: (p) => {
+        last = p;
+        lossLog.append(JSON.stringify({ step: p.step, loss: p.loss, level_loss: p.levelLoss, steps_per_s: p.stepsPerSecond }));
+        display.update(p);
+      },
+      checkpoint: { file: checkpoint, every: flags.checkpointEvery, keep: flags.keep, savedStep, onSave: (_, step) => (savedStep = step) },
+      pauseEvery: flags.sampleEvery,
+      onPause: async (step) => {
+        const file = path.join(out, `samples-${step}.png`);
+        writeFileAtomic(file, await sampleGrid(model, dataset.name));
+        log(`step ${step}: wrote ${file}`);
+      },
+    });
+    lossLog.close();
+  } catch (e) {
+    display.stop();
+    const kept = savedStep !== null ? ` The last good checkpoint is ${checkpoint} (step ${savedStep}).` : '';
+    throw new UsageError(`${(e as Error).message}.${kept}`);
+  } finally {
+    interrupt.release();
+  }
+  display.stop();
+  const seconds = (Date.now() - started) / 1000;
+  const finalLoss = (last as TrainProgress | null)?.loss;
+  const done = model.step - startStep;
+  log(
+    `trained ${done.toLocaleString('en-US')} steps in ${seconds.toFixed(1)} s (${fmt(done / seconds)} steps/s)${finalLoss !== undefined ? `, final loss ${finalLoss.toFixed(4)}` : ''}`,
+  );
+  if (result.cancelled) {
+    log(`interrupted at step ${model.step}: wrote ${checkpoint}`);
+    log(`resume with: npx ncsn-cuda train --resume ${out}${flags.steps !== undefined ? ` --steps ${steps}` : ''}`);
+  }
+  return { interrupted: result.cancelled };
+}
+
+// The end of a run: samples, their measure for a toy, and the pictures; returns the files written.
+async function summarize(model: NcsnModel, dataset: Dataset, out: string, log: (line: string) => void): Promise<string[]> {
+  const cfg = model.config;
   const started = Date.now();
   const n = cfg.image ? SUMMARY_IMAGES : SUMMARY_SAMPLES;
   const samples = await model.sample({ n, seed: cfg.seed });
-  const s = model.config.sampling;
   log(
-    `sampled ${n.toLocaleString('en-US')} ${cfg.image ? 'images' : 'points'} by ${describeSampler(s)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `sampled ${n.toLocaleString('en-US')} ${cfg.image ? 'images' : 'points'} by ${describeSampler(cfg.sampling)} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
-  const written = [checkpoint, logFile];
-  if (fs.statSync(logFile).size > 0) written.push(plotRun(out));
+  const written: string[] = [];
+  if (fs.statSync(path.join(out, 'log.jsonl')).size > 0) written.push(plotRun(out));
   let subtitle: string | undefined;
   if (cfg.data === 'toy:mixture') {
     const r = mixtureReport(samples);
@@ -424,6 +406,29 @@ export async function train(flags: TrainFlags): Promise<number> {
       written.push(grid);
     }
   }
+  return written;
+}
+
+export async function train(flags: TrainFlags): Promise<number> {
+  const { out, continuing, overwrite } = runDirectory(flags);
+  const { model, dataset, steps, why } = setUp(flags);
+  if (flags.sampleEvery !== undefined && !model.config.image) {
+    throw new UsageError(`--sample-every draws grids of images, and ${dataset.name} holds ${dataset.dim}-D points`);
+  }
+  prepareRunDirectory(out, overwrite);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  describeRun(log, model, dataset, why);
+  const logFile = path.join(out, 'log.jsonl');
+  const lossLog = new LineLog(logFile);
+  const checkpoint = path.join(out, 'checkpoint.safetensors');
+  if (model.config.model !== 'exact:mixture' && steps > model.step) {
+    const { interrupted } = await trainToSteps(flags, { model, dataset, steps, out, checkpoint, lossLog, continuing }, log);
+    if (interrupted) return 130;
+  } else {
+    lossLog.close();
+    saveCheckpoint(model, checkpoint);
+  }
+  const written = [checkpoint, logFile, ...(await summarize(model, dataset, out, log))];
   process.stdout.write(`${written.join('\n')}\n`);
   return 0;
 }
