@@ -28,20 +28,22 @@ const oneOf = <const T extends [string, ...string[]]>(values: T) => {
  * 'mlp': the noise-conditional MLP of W1, for points. 'unet': the conditional U-Net of W2, for
  * images. 'exact:mixture': the exact score of a Gaussian mixture.
  */
-export const MODEL_KINDS = ['mlp', 'unet', 'exact:mixture'] as const;
+const MODEL_KINDS = ['mlp', 'unet', 'exact:mixture'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
 /**
  * 'ald': annealed Langevin dynamics (NCSN). 'pc': the VE predictor-corrector sampler (Song et al.
  * 2021), a Langevin corrector sized by `snr` then a reverse-diffusion predictor at each level.
  */
-export type SamplerKind = 'ald' | 'pc';
+const SAMPLER_KINDS = ['ald', 'pc'] as const;
+export type SamplerKind = (typeof SAMPLER_KINDS)[number];
 /** How a GPU multiplies: FP32, or on the tensor cores with TF32 or BF16 inputs and FP32 accumulation. */
-export type Precision = 'fp32' | 'tf32' | 'bf16';
+const PRECISIONS = ['fp32', 'tf32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 /** 'auto' takes the first usable GPU and falls back to the CPU; 'cuda' is 'cuda:0'. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 const samplingFields = {
-  sampler: oneOf(['ald', 'pc']),
+  sampler: oneOf([...SAMPLER_KINDS]),
   /** T, the Langevin steps (ald) or corrector steps (pc) at each noise level. */
   stepsPerLevel: integer(1, LIMITS.stepsPerLevel),
   /** ald's ε in the paper's convention: α_i = ε σ_i² / σ_L², x ← x + (α_i/2) s(x, σ_i) + √α_i z. */
@@ -200,7 +202,7 @@ const backendSchema = z.object({
     .default('auto'),
   /** Worker threads of the CPU backend; 0 means one per core. */
   threads: integer(0, 4096).default(0),
-  precision: oneOf(['fp32', 'tf32', 'bf16']).default('fp32'),
+  precision: oneOf([...PRECISIONS]).default('fp32'),
   fused: boolean().default(true),
 });
 /** Where and how a model computes, with its defaults filled; it does not change what the model is. */
