@@ -177,5 +177,31 @@ describe.skipIf(process.platform !== 'linux')('the package', () => {
         fs.renameSync(`${held}-away`, held);
       }
     }, 60_000);
+
+    // No prebuild fits, and CMake and a C++ compiler are on the PATH: the loader builds the addon
+    // into the installed package's build/ and loads it. CPU only (NCSN_CUDA=OFF), to keep it short.
+    const toolchain = ['cmake', 'c++'].filter((tool) => spawnSync(tool, ['--version']).status !== 0);
+    it.skipIf(toolchain.length > 0)('builds from source when no prebuild fits and a toolchain is present, then loads', () => {
+      const installed = path.join(app, 'node_modules', 'ncsn-cuda');
+      const held = path.join(installed, 'prebuilds');
+      fs.renameSync(held, `${held}-away`);
+      try {
+        const env = { ...userEnv, PATH: process.env.PATH, NCSN_CUDA: 'OFF' };
+        const first = run('npx', ['ncsn-cuda', 'info', '--json'], { cwd: app, env });
+        expect(first.code, first.stderr).toBe(0);
+        expect(first.stderr).toMatch(/no prebuilt binary of ncsn-cuda fits linux-.*; building the addon from source with cmake version .* into .*ncsn-cuda\/build/);
+        const info = JSON.parse(first.stdout) as { backends: string[]; cuda: { problem: string } };
+        expect(info.backends).toEqual(['cpu']);
+        expect(info.cuda.problem).toMatch(/NCSN_CUDA=OFF/);
+        // built once: the next start loads build/ without a word
+        const again = run('npx', ['ncsn-cuda', 'train', '--steps', '20', '--device', 'cpu', '--out', 'from-source'], { cwd: app, env });
+        expect(again.code, again.stderr).toBe(0);
+        expect(again.stderr).not.toMatch(/building the addon/);
+      } finally {
+        fs.rmSync(path.join(installed, 'build'), { recursive: true, force: true });
+        fs.renameSync(`${held}-away`, held);
+      }
+    }, 900_000);
+    if (toolchain.length > 0) console.warn(`skipped the source build test: ${toolchain.join(' and ')} not on the PATH`);
   });
 });
