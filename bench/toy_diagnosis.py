@@ -182,9 +182,10 @@ def read_checkpoint(path):
 def mlp_score(config, tensors, x, level, prefix='ema.'):
     h = x
     for k in range(1, config['depth'] + 1):
-        p = f'{prefix}fc{k}.'
+        sin = k == 1 and config.get('firstLayer', 'softplus') == 'sin'
+        p = f'{prefix}sin1.' if sin else f'{prefix}fc{k}.'
         z = h @ tensors[p + 'weight'].T + tensors[p + 'bias'] + tensors[p + 'level_bias'][level]
-        h = np.logaddexp(0, z)
+        h = np.sin(z) if sin else np.logaddexp(0, z)
     y = h @ tensors[prefix + 'out.weight'].T + tensors[prefix + 'out.bias']
     return y / config['sigmas'][level]
 

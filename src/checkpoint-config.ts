@@ -12,6 +12,7 @@ export function networkConfig(c: ModelConfig): NativeNetworkConfig {
     dataDim: c.dataDim,
     width: c.width,
     depth: c.depth,
+    firstLayer: c.firstLayer,
     sigmas: c.sigmas,
     ...(c.model === 'unet' && c.image
       ? { imageChannels: c.image.channels, imageHeight: c.image.height, imageWidth: c.image.width, channels: c.channels }
@@ -30,7 +31,7 @@ export function checkCheckpointConfig(file: string, raw: unknown, tensors: Tenso
     const levels = c.sigmas.length;
     const network =
       c.model === 'mlp'
-        ? `width ${c.width}, depth ${c.depth}, dataDim ${c.dataDim}`
+        ? `width ${c.width}, depth ${c.depth}${c.firstLayer === 'sin' ? ', sin first layer' : ''}, dataDim ${c.dataDim}`
         : `U-Net of base width ${c.channels} on ${c.image!.channels}×${c.image!.height}×${c.image!.width} images`;
     let layout: { name: string; shape: number[] }[] = [];
     try {

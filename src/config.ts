@@ -30,6 +30,9 @@ const oneOf = <const T extends [string, ...string[]]>(values: T) => {
  */
 const MODEL_KINDS = ['mlp', 'unet', 'exact:mixture'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
+/** The MLP's first hidden layer: softplus like the others (W1), or sin, learned Fourier features of the input. */
+const FIRST_LAYERS = ['softplus', 'sin'] as const;
+export type FirstLayer = (typeof FIRST_LAYERS)[number];
 /**
  * 'ald': annealed Langevin dynamics (NCSN). 'pc': the VE predictor-corrector sampler (Song et al.
  * 2021), a Langevin corrector sized by `snr` then a reverse-diffusion predictor at each level.
@@ -125,6 +128,7 @@ export const MODEL_DEFAULTS = {
   dataDim: 2,
   width: 128,
   depth: 2,
+  firstLayer: 'softplus' as FirstLayer,
   channels: 32,
   dequantize: false,
   seed: 0,
@@ -144,6 +148,8 @@ const modelConfigSchema = z
       /** Hidden width and number of hidden layers of the MLP. */
       width: integer(1, LIMITS.width).default(MODEL_DEFAULTS.width),
       depth: integer(1, LIMITS.depth).default(MODEL_DEFAULTS.depth),
+      /** The MLP's first hidden layer: softplus like the others (W1), or sin, learned Fourier features of the input. */
+      firstLayer: oneOf([...FIRST_LAYERS]).default(MODEL_DEFAULTS.firstLayer),
       /** The U-Net's base width C (W2: 32 on a CPU, 64 on a GPU); its input is `image`. */
       channels: integer(1, LIMITS.unetChannels).default(MODEL_DEFAULTS.channels),
       /** The data are 8-bit pixels in [0, 1]: each training batch is dequantised, x·255/256 + U(0, 1)/256. */

@@ -25,7 +25,7 @@ export { LIMITS } from './limits.js';
 export { NcsnError, NativeLoadError } from './errors.js';
 export { SAMPLING_DEFAULTS, MODEL_DEFAULTS, dataDefaults, type DataDefaults } from './config.js';
 export { trainRun, saveCheckpoint, type TrainRunOptions, type TrainRunResult, type CheckpointOptions } from './training.js';
-export type { Device, ImageSpec, MixtureSpec, ModelConfig, ModelKind, Precision, SamplerKind, SamplingDefaults } from './config.js';
+export type { Device, FirstLayer, ImageSpec, MixtureSpec, ModelConfig, ModelKind, Precision, SamplerKind, SamplingDefaults } from './config.js';
 
 /** `sigmas`, and any other value of the config, whose default fills it otherwise. */
 export type ModelOptions = ModelConfigInput & {

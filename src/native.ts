@@ -17,6 +17,7 @@ export interface NativeNetworkConfig {
   dataDim: number;
   width?: number;
   depth?: number;
+  firstLayer?: 'softplus' | 'sin';
   /** unet: the images' layout and the base width C. */
   imageChannels?: number;
   imageHeight?: number;

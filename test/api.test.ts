@@ -62,6 +62,26 @@ describe('the library API', () => {
     expect(await b.sample({ n: 100, stepsPerLevel: 5, seed: 1 })).toEqual(await a.sample({ n: 100, stepsPerLevel: 5, seed: 1 }));
   });
 
+  it('saves and loads a model with a sin first layer, its tensors named for it', async () => {
+    const dir = tmp();
+    const data = loadDataset('toy:rings', { seed: 0, toySize: 5_000 });
+    const a = NcsnModel.create({ sigmas: W1_SIGMAS, depth: 3, firstLayer: 'sin', seed: 3 });
+    expect(a.tensors().map((t) => t.name).slice(0, 4)).toEqual(['sin1.weight', 'sin1.bias', 'sin1.level_bias', 'fc2.weight']);
+    // frequencies from U(±3) per coordinate and phases from U(±π), not a linear layer's U(±1/√2)
+    const w = a.tensors()[0].data;
+    expect(Math.max(...w.map(Math.abs))).toBeGreaterThan(2.5);
+    expect(Math.max(...w.map(Math.abs))).toBeLessThanOrEqual(3);
+    await a.train(data, { steps: 50 });
+    a.save(path.join(dir, 'sin.safetensors'));
+    const b = NcsnModel.load(path.join(dir, 'sin.safetensors'));
+    expect(b.config.firstLayer).toBe('sin');
+    expect(b.config).toEqual(a.config);
+    const points = new Float32Array([0.5, -1, 2, 3]);
+    expect(b.score(points, 9)).toEqual(a.score(points, 9));
+    // W1's network keeps its softplus first layer unless asked
+    expect(NcsnModel.create({ sigmas: W1_SIGMAS, depth: 3, seed: 3 }).config.firstLayer).toBe('softplus');
+  });
+
   it('rejects broken checkpoints with the reason', () => {
     const dir = tmp();
     const file = path.join(dir, 'ck.safetensors');

@@ -96,6 +96,10 @@ ncsn::ModelConfig network_config(const Napi::Object& o) {
   if (c.kind == "mlp") {
     c.shape.width = get_int(o, "width", 1);
     c.shape.depth = get_int(o, "depth", 1);
+    const std::string first_layer = get_string(o, "firstLayer");
+    if (first_layer != "softplus" && first_layer != "sin")
+      throw Napi::RangeError::New(o.Env(), "'firstLayer' must be 'softplus' or 'sin'");
+    c.shape.first_layer = first_layer == "sin" ? ncsn::FirstLayer::sin : ncsn::FirstLayer::softplus;
   }
   if (c.kind == "unet") {
     c.unet.channels = get_int(o, "imageChannels", 1);

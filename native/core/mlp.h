@@ -1,5 +1,7 @@
 // The noise-conditional MLP of docs/workloads.md W1, for any width, depth and data dimension:
 //   h_k = softplus(W_k h_{k-1} + b_k + E_k[i]),   s = (W_out h_depth + b_out) / σ_i
+// optionally with a sin first layer, h_1 = sin(W_1 x + b_1 + E_1[i]): learned Fourier features,
+// which let the layers above draw edges far sharper than softplus ridges of x alone (docs/toys.md).
 // Forward and backward are written once over the op interface; every buffer is explicit.
 #pragma once
 #include <atomic>
@@ -13,24 +15,41 @@
 
 namespace ncsn {
 
+enum class FirstLayer { softplus, sin };
+
 struct MlpShape {
   int64_t data_dim = 2;
   int64_t width = 128;
   int64_t depth = 2;
   int64_t levels = 10;
+  FirstLayer first_layer = FirstLayer::softplus;
 };
+
+// The sin layer's frequencies start U(±SIN_FREQUENCY_BOUND) per input coordinate and its phases
+// U(±π): periods from about 2 units of x up, against structure 0.1 to 1 wide in data a few units
+// across (docs/toys.md measured the bound).
+constexpr double SIN_FREQUENCY_BOUND = 3.0;
+constexpr double SIN_PHASE_BOUND = 3.14159265358979323846;
 
 inline std::vector<ParamTensor> mlp_layout(const MlpShape& m) {
   std::vector<ParamTensor> out;
   int64_t offset = 0;
-  auto add = [&](std::string name, std::vector<int64_t> shape, ParamInit init, int64_t fan_in) {
+  auto add = [&](std::string name, std::vector<int64_t> shape, ParamInit init, int64_t fan_in, double bound = 0) {
     int64_t size = 1;
     for (int64_t d : shape) size *= d;
-    out.push_back({std::move(name), std::move(shape), offset, size, init, fan_in});
+    out.push_back({std::move(name), std::move(shape), offset, size, init, fan_in, bound});
     offset += size;
   };
   int64_t in = m.data_dim;
   for (int64_t k = 1; k <= m.depth; ++k) {
+    // the sin layer is named for what it is, so that a checkpoint says which first layer it holds
+    if (k == 1 && m.first_layer == FirstLayer::sin) {
+      add("sin1.weight", {m.width, in}, ParamInit::uniform, 0, SIN_FREQUENCY_BOUND);
+      add("sin1.bias", {m.width}, ParamInit::uniform, 0, SIN_PHASE_BOUND);
+      add("sin1.level_bias", {m.levels, m.width}, ParamInit::zero, 0);
+      in = m.width;
+      continue;
+    }
     const std::string p = "fc" + std::to_string(k);
     add(p + ".weight", {m.width, in}, ParamInit::fan_in_uniform, in);
     add(p + ".bias", {m.width}, ParamInit::fan_in_uniform, in);
@@ -137,7 +156,10 @@ class Mlp final : public ScoreModel<T> {
       Mat<T> z = a.z[k].mat(n, shape_.width), h = a.h[k].mat(n, shape_.width);
       ops.matmul_forward(z, in, weight(params, k));
       ops.add_bias_forward(z, bias(params, k), level_bias(params, k), level);
-      ops.softplus_forward(h, z);
+      if (is_sin(k))
+        ops.sin_forward(h, z);
+      else
+        ops.softplus_forward(h, z);
       in = h;
     }
     ops.matmul_forward(s, in, weight(params, shape_.depth));
@@ -155,13 +177,17 @@ class Mlp final : public ScoreModel<T> {
     ops.matmul_backward(dh, weight(grads, shape_.depth), dy, a.h[shape_.depth - 1].mat(n, shape_.width),
                         weight(params, shape_.depth));
     for (int64_t k = shape_.depth - 1; k >= 0; --k) {
-      ops.softplus_backward(dz, dh, a.z[k].mat(n, shape_.width));
+      if (is_sin(k))
+        ops.sin_backward(dz, dh, a.z[k].mat(n, shape_.width));
+      else
+        ops.softplus_backward(dz, dh, a.z[k].mat(n, shape_.width));
       ops.add_bias_backward(bias(grads, k), level_bias(grads, k), dz, level);
       Mat<T> in = k > 0 ? a.h[k - 1].mat(n, shape_.width) : x;
       ops.matmul_backward(k > 0 ? dh : Mat<T>{}, weight(grads, k), dz, in, weight(params, k));
     }
   }
 
+  bool is_sin(int64_t k) const { return k == 0 && shape_.first_layer == FirstLayer::sin; }
   // Layer k in [0, depth] (depth is the output layer): three tensors per hidden layer, two for out.
   Mat<T> weight(const T* base, int64_t k) const {
     const ParamTensor& p = layout_[3 * k];

@@ -163,6 +163,11 @@ class Ops : public Device {
   // dz = dh · sigmoid(z)
   virtual void softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) = 0;
 
+  // h = sin(z): the MLP's optional first layer, learned Fourier features of the input
+  virtual void sin_forward(Mat<T> h, Mat<T> z) = 0;
+  // dz = dh · cos(z)
+  virtual void sin_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) = 0;
+
   // y[r] *= factor[level[r]]: the score's 1/σ_i and its backward.
   virtual void scale_by_level(Mat<T> y, const T* factor, const int32_t* level) = 0;
 

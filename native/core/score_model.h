@@ -12,9 +12,10 @@
 namespace ncsn {
 
 // How a parameter tensor starts: PyTorch's default for a linear or convolutional layer's weight and
-// bias, U(±1/√fan_in); zero; or a CondInstanceNorm++ table, rows of [γ | β | α] with γ and α drawn
-// from N(1, 0.02²) and β zero.
-enum class ParamInit { fan_in_uniform, zero, norm_embed };
+// bias, U(±1/√fan_in); U(±bound) with a bound of its own (a sin layer's frequencies and phases);
+// zero; or a CondInstanceNorm++ table, rows of [γ | β | α] with γ and α drawn from N(1, 0.02²) and β
+// zero.
+enum class ParamInit { fan_in_uniform, uniform, zero, norm_embed };
 
 // One named tensor inside a model's flat parameter array.
 struct ParamTensor {
@@ -24,6 +25,7 @@ struct ParamTensor {
   int64_t size = 0;
   ParamInit init = ParamInit::zero;
   int64_t fan_in = 0;  // fan_in_uniform: the inputs of one output of the layer
+  double bound = 0;    // uniform: values are drawn from U(−bound, bound)
 };
 
 template <typename T>

@@ -245,6 +245,32 @@ void CpuOps<T>::softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) {
   softplus_backward_any(dz.data, dh.data, z.data, z.size());
 }
 
+// ---- sin ----
+
+namespace {
+template <typename T>
+inline __attribute__((always_inline)) void sin_forward_loop(T* h, const T* z, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = vm::sin(z[i]);
+}
+template <typename T>
+inline __attribute__((always_inline)) void sin_backward_loop(T* dz, const T* dh, const T* z, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dz[i] = dh[i] * vm::cos(z[i]);
+}
+NCSN_ISA_CLONES
+void sin_forward_f32(float* h, const float* z, int64_t n) { sin_forward_loop(h, z, n); }
+NCSN_ISA_CLONES
+void sin_backward_f32(float* dz, const float* dh, const float* z, int64_t n) { sin_backward_loop(dz, dh, z, n); }
+void sin_forward_any(float* h, const float* z, int64_t n) { sin_forward_f32(h, z, n); }
+void sin_forward_any(double* h, const double* z, int64_t n) { sin_forward_loop(h, z, n); }
+void sin_backward_any(float* dz, const float* dh, const float* z, int64_t n) { sin_backward_f32(dz, dh, z, n); }
+void sin_backward_any(double* dz, const double* dh, const double* z, int64_t n) { sin_backward_loop(dz, dh, z, n); }
+}  // namespace
+
+template <typename T>
+void CpuOps<T>::sin_forward(Mat<T> h, Mat<T> z) { sin_forward_any(h.data, z.data, z.size()); }
+template <typename T>
+void CpuOps<T>::sin_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) { sin_backward_any(dz.data, dh.data, z.data, z.size()); }
+
 // ---- noise levels, DSM, Langevin ----
 
 template <typename T>

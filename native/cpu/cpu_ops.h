@@ -42,6 +42,8 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void add_bias_backward(T* db, Mat<T> de, Mat<T> dy, const int32_t* level) override;
   void softplus_forward(Mat<T> h, Mat<T> z) override;
   void softplus_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) override;
+  void sin_forward(Mat<T> h, Mat<T> z) override;
+  void sin_backward(Mat<T> dz, Mat<T> dh, Mat<T> z) override;
   void scale_by_level(Mat<T> y, const T* factor, const int32_t* level) override;
   void perturb(Mat<T> xt, Mat<T> x, Mat<T> z, const T* sigma, const int32_t* level) override;
   void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,

@@ -86,4 +86,29 @@ NCSN_VM double sigmoid(double z) {
   return z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
+// sin and cos by one reduction: n = round(x·2/π) by the 1.5·2²³ shift, r = x − n·π/2 in three
+// parts (Cody–Waite, Cephes' constants), r in [−π/4, π/4]; then sin(x) is ±sin r or ±cos r by the
+// quarter n mod 4 (cos x = sin(x + π/2): the quarter n + 1), each from Cephes' sinf and cosf
+// polynomials. Float rounding: a few ulp of 1 for |x| up to about 10⁴, the range of a sin layer's
+// pre-activations; beyond 2²² the quarter is lost, as float's own spacing of x exceeds π/2 soon
+// after. No branches, so the loops vectorise.
+NCSN_VM float sin_quarter(float x, int32_t quarter_offset) {
+  const float shift = 12582912.0f;
+  const float t = x * 0.636619772367581343f + shift;
+  const int32_t quarter = (__builtin_bit_cast(int32_t, t) + quarter_offset) & 3;
+  const float n = t - shift;
+  float r = x - n * 1.5703125f;
+  r = r - n * 4.837512969970703125e-4f;
+  r = r - n * 7.54978995489188216e-8f;
+  const float z = r * r;
+  const float sin_r = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  const float cos_r = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.0f;
+  const float v = (quarter & 1) ? cos_r : sin_r;
+  return (quarter & 2) ? -v : v;
+}
+NCSN_VM float sin(float x) { return sin_quarter(x, 0); }
+NCSN_VM float cos(float x) { return sin_quarter(x, 1); }
+NCSN_VM double sin(double x) { return std::sin(x); }
+NCSN_VM double cos(double x) { return std::cos(x); }
+
 }  // namespace ncsn::vm

@@ -60,6 +60,14 @@ __global__ void softplus_backward_k(float* dz, const float* dh, const float* z, 
   }
 }
 
+__global__ void sin_forward_k(float* h, const float* z, int64_t n) {
+  GRID_STRIDE(i, n) { h[i] = sinf(z[i]); }
+}
+
+__global__ void sin_backward_k(float* dz, const float* dh, const float* z, int64_t n) {
+  GRID_STRIDE(i, n) { dz[i] = dh[i] * cosf(z[i]); }
+}
+
 __global__ void scale_by_level_k(float* y, int64_t rows, int64_t cols, const float* factor, const int32_t* level) {
   GRID_STRIDE(i, rows * cols) { y[i] *= factor[level[i / cols]]; }
 }
@@ -406,6 +414,14 @@ class CudaOps final : public Ops<float> {
   void softplus_backward(Mat<float> dz, Mat<float> dh, Mat<float> z) override {
     softplus_backward_k<<<grid_blocks(z.size()), GRID_THREADS, 0, stream_>>>(dz.data, dh.data, z.data, z.size());
     launch_check("softplus_backward");
+  }
+  void sin_forward(Mat<float> h, Mat<float> z) override {
+    sin_forward_k<<<grid_blocks(z.size()), GRID_THREADS, 0, stream_>>>(h.data, z.data, z.size());
+    launch_check("sin_forward");
+  }
+  void sin_backward(Mat<float> dz, Mat<float> dh, Mat<float> z) override {
+    sin_backward_k<<<grid_blocks(z.size()), GRID_THREADS, 0, stream_>>>(dz.data, dh.data, z.data, z.size());
+    launch_check("sin_backward");
   }
   void scale_by_level(Mat<float> y, const float* factor, const int32_t* level) override {
     scale_by_level_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(y.data, y.rows, y.cols, factor, level);

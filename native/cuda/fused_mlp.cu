@@ -411,6 +411,7 @@ std::string shape_problem(const MlpShape& shape) {
            std::to_string(shape.width) + " and depth " + std::to_string(shape.depth);
   if (!data_dim_supported(shape.data_dim))
     return "the fused kernels take data of dimension 1, 2, 3, 4 or 8, not " + std::to_string(shape.data_dim);
+  if (shape.first_layer != FirstLayer::softplus) return "the fused kernels are written for a softplus first layer, not sin";
   return "";
 }
 

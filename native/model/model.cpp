@@ -166,6 +166,11 @@ Model::Model(const ModelConfig& config) {
         ops_->random_uniform(Mat<float>{state_->params.data() + pt.offset, 1, pt.size}, -bound, bound, stream, 0);
         break;
       }
+      case ParamInit::uniform: {
+        const float bound = static_cast<float>(pt.bound);
+        ops_->random_uniform(Mat<float>{state_->params.data() + pt.offset, 1, pt.size}, -bound, bound, stream, 0);
+        break;
+      }
       case ParamInit::norm_embed: {  // rows of [γ | β | α]: γ, α ~ N(1, 0.02²), β = 0
         std::vector<float> v = host_normals(stream, pt.size);
         const int64_t c = pt.shape[1] / 3;

@@ -85,30 +85,33 @@ TEST(mixture_score_is_grad_log_density) {
   }
 }
 
+// The DSM loss of the MLP with either first layer, against finite differences of every parameter.
 TEST(gradcheck_mlp_dsm) {
-  MlpShape shape{3, 8, 2, 4};
-  const Vec sigma = {4.0, 2.0, 1.0, 0.5};
-  Vec inv(4);
-  for (int i = 0; i < 4; ++i) inv[i] = 1 / sigma[i];
-  Mlp<double> mlp(shape, inv.data());
-  const int64_t m = 7, d = shape.data_dim, p = mlp.param_count();
-  CHECK(p == (8 * 3 + 8 + 4 * 8) + (8 * 8 + 8 + 4 * 8) + (3 * 8 + 3), "parameter count " << p);
-  mlp.reserve(ops(), m);
-  Vec params = random_values<double>(p, 61, -0.5, 0.5), x = random_values<double>(m * d, 62, -3, 3);
-  const Vec z = random_values<double>(m * d, 63, -2, 2);
-  const auto level = random_levels(m, 4, 64);
-  Vec loss_rows(m), grads(p), s(m * d), ds(m * d);
-  auto loss = [&] {
-    mlp.score(ops(), 0, mat(s, m, d), mat(x, m, d), level.data(), params.data());
-    ops().dsm_loss(loss_rows.data(), mat(ds, m, d), mat(s, m, d), Mat<double>{const_cast<double*>(z.data()), m, d},
-                   sigma.data(), level.data(), 1.0 / m);
-    double sum = 0;
-    for (double l : loss_rows) sum += l;
-    return sum / m;
-  };
-  loss();
-  mlp.backward(ops(), 0, mat(ds, m, d), mat(x, m, d), level.data(), params.data(), grads.data());
-  expect_gradient("mlp dsm params", params, grads, loss);
+  for (FirstLayer first : {FirstLayer::softplus, FirstLayer::sin}) {
+    MlpShape shape{3, 8, 2, 4, first};
+    const Vec sigma = {4.0, 2.0, 1.0, 0.5};
+    Vec inv(4);
+    for (int i = 0; i < 4; ++i) inv[i] = 1 / sigma[i];
+    Mlp<double> mlp(shape, inv.data());
+    const int64_t m = 7, d = shape.data_dim, p = mlp.param_count();
+    CHECK(p == (8 * 3 + 8 + 4 * 8) + (8 * 8 + 8 + 4 * 8) + (3 * 8 + 3), "parameter count " << p);
+    mlp.reserve(ops(), m);
+    Vec params = random_values<double>(p, 61, -0.5, 0.5), x = random_values<double>(m * d, 62, -3, 3);
+    const Vec z = random_values<double>(m * d, 63, -2, 2);
+    const auto level = random_levels(m, 4, 64);
+    Vec loss_rows(m), grads(p), s(m * d), ds(m * d);
+    auto loss = [&] {
+      mlp.score(ops(), 0, mat(s, m, d), mat(x, m, d), level.data(), params.data());
+      ops().dsm_loss(loss_rows.data(), mat(ds, m, d), mat(s, m, d), Mat<double>{const_cast<double*>(z.data()), m, d},
+                     sigma.data(), level.data(), 1.0 / m);
+      double sum = 0;
+      for (double l : loss_rows) sum += l;
+      return sum / m;
+    };
+    loss();
+    mlp.backward(ops(), 0, mat(ds, m, d), mat(x, m, d), level.data(), params.data(), grads.data());
+    expect_gradient(first == FirstLayer::sin ? "mlp (sin first layer) dsm params" : "mlp dsm params", params, grads, loss);
+  }
 }
 
 TEST(adam_matches_reference_formula) {

@@ -1,4 +1,4 @@
-// The MLP's ops (matrix product, biases with per-level biases, softplus, the score's 1/σ scaling)
+// The MLP's ops (matrix product, biases with per-level biases, softplus, sin, the score's 1/σ scaling)
 // in the op harness: one table of cases, three checks over all of them.
 #include <cmath>
 #include <string>
@@ -82,6 +82,26 @@ struct Softplus {
   }
 };
 
+// Arguments over several hundred periods (a trained sin layer's pre-activations reach tens), both
+// signs, every quarter of the reduction; the float kernel's sin and cos stay within a few ulp of 1.
+struct Sin {
+  int64_t m = 6, n = 700;
+  std::string name = "sin";
+  std::vector<OpInput> inputs = {{m * n, -1000, 1000}};
+  int64_t out_size = m * n, scratch_size = 0;
+  std::vector<int32_t> level;
+  double float_tolerance = 1e-6;
+
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.sin_forward({b.out, m, n}, {b.in[0], m, n});
+  }
+  template <typename T>
+  void backward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.sin_backward({b.grad[0], m, n}, {b.dout, m, n}, {b.in[0], m, n});
+  }
+};
+
 // y[r] = y0[r]·factor[level[r]], the score's 1/σ_i; its backward is the same scaling of dy.
 struct ScaleByLevel {
   int64_t m = 9, n = 3, levels = 4;
@@ -106,7 +126,7 @@ struct ScaleByLevel {
 // Shapes that take every kernel path: narrow and wide inputs and outputs, tails of 4 and 32.
 const auto& small_cases() {
   static const auto table = std::make_tuple(std::vector<Matmul>{{5, 7, 6}, {9, 20, 33}, {6, 3, 40}, {8, 40, 2}, {4, 64, 64}},
-                                            std::vector<AddBias>{{7, 5, 3}}, std::vector<Softplus>{{}},
+                                            std::vector<AddBias>{{7, 5, 3}}, std::vector<Softplus>{{}}, std::vector<Sin>{{}},
                                             std::vector<ScaleByLevel>{{}});
   return table;
 }

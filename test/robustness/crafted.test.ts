@@ -47,6 +47,8 @@ describe('a crafted checkpoint config', () => {
     ['width 10,000 against width-8 tensors', (c) => (c.width = 10_000), /tensor 'fc1\.weight' is \[8, 2\] but the config \(width 10000, depth 1, dataDim 2, 3 levels\) needs \[10000, 2\]/],
     ['depth 1e9', (c) => (c.depth = 1e9), /config\.depth is 1000000000; it must be an integer from 1 to 1,000/],
     ['depth 2 against one hidden layer', (c) => (c.depth = 2), /needs a tensor 'fc2\.weight' that the file does not have/],
+    ['an unknown first layer', (c) => (c.firstLayer = 'tanh'), /config\.firstLayer is "tanh"; it must be "softplus" or "sin"/],
+    ['a sin first layer against softplus tensors', (c) => (c.firstLayer = 'sin'), /the config \(width 8, depth 1, sin first layer, dataDim 2\) needs a tensor 'sin1\.weight' that the file does not have/],
     ['one level fewer than the tensors', (c) => (c.sigmas = [4, 2]), /tensor 'fc1\.level_bias' is \[3, 8\] but the config .* needs \[2, 8\]/],
     ['stepsPerLevel 1e15', (c) => ((c.sampling as Record<string, unknown>).stepsPerLevel = 1e15), /config\.sampling\.stepsPerLevel is 1000000000000000; it must be an integer from 1 to 1,000,000/],
     ['a negative learning rate', (c) => (c.lr = -1), /config\.lr is -1; it must be a positive number/],
