@@ -201,7 +201,7 @@ describe('ncsn-cuda train and sample', () => {
   it("prints a toy's measure after training and after sampling, with its defaults in the log", () => {
     const r = cli('train', '--data', 'toy:checkerboard', '--steps', '200', '--out', 'board');
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/model: mlp \(width 128, 4 hidden layers\)/);
+    expect(r.stderr).toMatch(/model: mlp \(width 128, 4 hidden layers: sin, then softplus\)/);
     expect(r.stderr).toMatch(/12 geometric levels from 8 to 0\.1; .*denoised, toy:checkerboard's default/);
     expect(r.stderr).toMatch(/\d+\.\d % of the samples in the dark squares; each dark square holds \d+\.\d %–\d+\.\d % of those \(truth 12\.5 %, worst \d+\.\d points off\)/);
     const s = cli('sample', '--checkpoint', path.join(dir, 'board', 'checkpoint.safetensors'), '--n', '500', '--out', 'board.csv');

@@ -192,10 +192,11 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
   const sigmas = geometricSigmas(sigmaBegin, sigmaEnd, levels);
 
   const { sampling, stepLrNote } = applySamplingFlags(
-    { ...SAMPLING_DEFAULTS, stepLr: defaults.stepLr(sigmaEnd) },
+    { ...SAMPLING_DEFAULTS, stepLr: defaults.stepLr(sigmaEnd), ...(d?.stepsPerLevel !== undefined ? { stepsPerLevel: d.stepsPerLevel } : {}) },
     sigmas,
     flags,
   );
+  if (d?.stepsPerLevel !== undefined && flags.stepsPerLevel === undefined) reasons.push(`T = ${d.stepsPerLevel}, ${data}'s default`);
   if (stepLrNote) reasons.push(stepLrNote);
   else if (flags.stepLr === undefined) reasons.push(pixels ? `ε = ${IMAGE_STEP_LR.toExponential()}, NCSN's for images` : 'ε = 0.1 σ_L²');
   const layout = imageShape(dataset.shape);
@@ -216,6 +217,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     // the rest, when no flag gives them, are the library's defaults (config.ts)
     channels: flags.channels,
     ...(kind === 'mlp' && d?.depth !== undefined ? { depth: d.depth } : {}),
+    ...(kind === 'mlp' && d?.firstLayer !== undefined ? { firstLayer: d.firstLayer } : {}),
     dequantize: defaults.dequantize,
     dataDim: dataset.dim,
     sigmas,
@@ -253,7 +255,7 @@ function describeRun(log: (line: string) => void, model: NcsnModel, dataset: Dat
     `data: ${dataset.name}, ${dataset.rows.toLocaleString('en-US')} ${im ? `images of ${im.channels}×${im.height}×${im.width}, values ${fmt(im.low)} (black) to ${fmt(im.high)} (white)` : `points in ${dataset.dim}-D`}`,
   );
   log(
-    `model: ${cfg.model}${cfg.model === 'unet' ? ` (C = ${cfg.channels})` : ''}${cfg.model === 'mlp' ? ` (width ${cfg.width}, ${cfg.depth} hidden layers)` : ''}${cfg.model !== 'exact:mixture' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
+    `model: ${cfg.model}${cfg.model === 'unet' ? ` (C = ${cfg.channels})` : ''}${cfg.model === 'mlp' ? ` (width ${cfg.width}, ${cfg.depth} hidden layers${cfg.firstLayer === 'sin' ? ': sin, then softplus' : ''})` : ''}${cfg.model !== 'exact:mixture' ? `, ${model.paramCount.toLocaleString('en-US')} parameters` : ''} on ${model.backend} (${model.threads} threads)`,
   );
   log(
     `noise: ${cfg.sigmas.length} geometric levels from ${fmt(cfg.sigmas[0])} to ${fmt(cfg.sigmas[cfg.sigmas.length - 1])}; sampling: ${describeSampler(cfg.sampling)} (${why})`,
