@@ -22,9 +22,9 @@ const SEEDS = [0, 1, 2];
 const cases = Object.keys(BARS).flatMap((name) => SEEDS.map((seed) => [name, seed] as const));
 
 describe('every toy from its defaults', () => {
-  // Each run trains 40,000 steps of the 4-layer MLP on one thread (about 15 s on an idle core) and
-  // samples 10,000 points; the runs go side by side, so the file takes about 15 runs' time over the
-  // cores. The limit leaves room for a loaded machine.
+  // Each run trains 40,000 steps (the rings 80,000) of the 4-layer MLP on one thread and samples
+  // 10,000 points; the runs go side by side (vitest's five at a time), so the file takes about its
+  // 15 runs' time divided among the cores. The limit leaves room for a loaded machine.
   it.concurrent.each(cases)('toy:%s, seed %i, keeps its samples in the support and its modes at their weights', { timeout: 1_200_000 }, async (name, seed) => {
     const data = loadDataset(`toy:${name}`, { seed });
     const d = data.defaults!;
