@@ -9,6 +9,8 @@ namespace ncsn {
 std::string CpuFusedMlp::langevin_unavailable(const MlpShape& shape) const {
   // op by op, a layer this narrow is a row of dot products, not a product with an epilogue
   if (shape.width < 16) return "the fused CPU path needs a hidden width of at least 16";
+  // its epilogue applies softplus to every hidden layer
+  if (shape.first_layer != FirstLayer::softplus) return "the fused CPU path is written for a softplus first layer, not sin";
   return "";
 }
 
