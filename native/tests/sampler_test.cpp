@@ -179,3 +179,23 @@ TEST(cpu_fused_langevin_is_the_op_by_op_path) {
     }
   }
 }
+
+// A sin first layer is outside the fused path's softplus epilogue: it says so, and sampling such a
+// model runs op by op.
+TEST(cpu_fused_langevin_declines_a_sin_first_layer) {
+  ModelConfig c;
+  c.shape = {2, 32, 2, 4, FirstLayer::sin};
+  c.sigmas = {3, 1, 0.3, 0.1};
+  c.threads = 1;
+  Model model(c);
+  const MlpFastPaths<float>* fast = model.fast_paths();
+  CHECK(fast && fast->langevin_unavailable(c.shape).find("sin") != std::string::npos,
+        "the fused path took a sin first layer: " << (fast ? fast->langevin_unavailable(c.shape) : "no fast paths"));
+  SampleRequest r;
+  r.n = 20;
+  r.sampler.steps_per_level = 2;
+  const int64_t before = fast->langevin_runs();
+  const auto x = draw(model, r);
+  CHECK(fast->langevin_runs() == before, "the fused path ran on a sin first layer");
+  for (float v : x) CHECK(std::isfinite(v), "a sample is not finite");
+}
