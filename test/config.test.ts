@@ -64,6 +64,7 @@ describe('the addon', () => {
     dataDim: 2,
     width: 8,
     depth: 1,
+    firstLayer: 'softplus' as const,
     sigmas: [2, 1],
     seed: 0,
     lr: 1e-3,
