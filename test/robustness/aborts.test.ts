@@ -133,9 +133,12 @@ describe('dispose()', () => {
     await create().train(data, { steps: 1 }); // libuv's own threads start on the first run
     const before = threadCount();
     const model = create(6);
-    expect(threadCount()).toBeGreaterThanOrEqual(before + 5);
+    const created = threadCount();
+    expect(created).toBeGreaterThanOrEqual(before + 5);
     model.dispose();
-    expect(threadCount()).toBeLessThanOrEqual(before);
+    // its five workers gone, counted against the count just before dispose(): a thread the runtime
+    // starts meanwhile for itself (CI once saw one more than `before` under load) is not the model's
+    expect(threadCount()).toBeLessThanOrEqual(created - 5);
     expect(model.disposed).toBe(true);
     expect(() => model.step).toThrow('the model has been disposed');
     expect(() => model.save('never.safetensors')).toThrow('the model has been disposed');
