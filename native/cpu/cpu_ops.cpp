@@ -61,7 +61,7 @@ T* scratch(size_t n) {
 template <typename T>
 void CpuOps<T>::matmul_forward(Mat<T> y, Mat<T> x, Mat<T> w) {
   const int64_t m = x.rows, k = x.cols, n = w.rows;
-  if (n < 16) {  // a narrow output (the score layer): dot products along K
+  if (n < kDotProductOutputs) {  // a narrow output (the score layer): dot products along K
     gemm_dot(y.data, n, x.data, w.data, m, n, k);
     return;
   }

@@ -8,7 +8,8 @@ namespace ncsn {
 
 std::string CpuFusedMlp::langevin_unavailable(const MlpShape& shape) const {
   // op by op, a layer this narrow is a row of dot products, not a product with an epilogue
-  if (shape.width < 16) return "the fused CPU path needs a hidden width of at least 16";
+  if (shape.width < kDotProductOutputs)
+    return "the fused CPU path needs a hidden width of at least " + std::to_string(kDotProductOutputs);
   // its epilogue applies softplus to every hidden layer
   if (shape.first_layer != FirstLayer::softplus) return "the fused CPU path is written for a softplus first layer, not sin";
   return "";
@@ -26,15 +27,9 @@ bool CpuFusedMlp::langevin_level(const MlpShape& shape, const float* params, con
     weights_t_[k].resize(static_cast<size_t>(w.size));
     transpose(weights_t_[k].data(), width, params + w.offset, w.shape[1], width, w.shape[1]);
   }
-  const float* out_w = params + layout[3 * depth].offset;
+  const Mat<float> out_w{const_cast<float*>(params) + layout[3 * depth].offset, d, width};
   const float* out_b = params + layout[3 * depth + 1].offset;
   const float inv_s = inv_sigma[level];
-  // the op-by-op score layer: dot products for a narrow output, a product of wᵀ for a wide one
-  std::vector<float> out_wt;
-  if (d >= 16) {
-    out_wt.resize(static_cast<size_t>(d * width));
-    transpose(out_wt.data(), d, out_w, width, d, width);
-  }
 
   const int64_t block_rows = kBlockTiles * gemm_tile_rows(thread_isa()), blocks = (n + block_rows - 1) / block_rows;
   ops_.run_chunks(blocks, [&](int64_t block, int) {
@@ -58,8 +53,7 @@ bool CpuFusedMlp::langevin_level(const MlpShape& shape, const float* params, con
         in = out;
         in_cols = width;
       }
-      if (d < 16) gemm_dot(sb.data, d, in, out_w, m, d, width);
-      else gemm(GemmArgs<float>{sb.data, d, in, width, 1, out_wt.data(), d, m, d, width, false});
+      ops_.matmul_forward(sb, {const_cast<float*>(in), m, width}, out_w);  // the score layer as op by op
       ops_.add_bias_forward(sb, out_b, Mat<float>{}, nullptr);
       for (int64_t i = 0; i < m * d; ++i) sb.data[i] *= inv_s;
     };

@@ -35,6 +35,8 @@ void gemm(const GemmArgs<double>& g);
 // c[i·ldc + j] = Σ_p a[i·k + p] · b[j·k + p] for i < m, j < n: row-by-row dot products, for a
 // product with few outputs per row (the score layer) where tiles along N would be mostly empty.
 void gemm_dot(float* c, int64_t ldc, const float* a, const float* b, int64_t m, int64_t n, int64_t k);
+// A linear layer with fewer outputs than this is gemm_dot's, not a product with wᵀ (matmul_forward).
+constexpr int64_t kDotProductOutputs = 16;
 void gemm_dot(double* c, int64_t ldc, const double* a, const double* b, int64_t m, int64_t n, int64_t k);
 
 // The vector instruction sets the float kernels are built for, narrowest first: base is 128-bit
