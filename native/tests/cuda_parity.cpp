@@ -176,7 +176,9 @@ TEST(cuda_elementwise_ops_match_cpu) {
   cpu().adam_update(pp.data(), g.data(), mm.data(), vv.data(), p, as, 7);
   gpu().adam_update(gpp.data(), gg.data(), gmm.data(), gvv.data(), p, as, 7);
   expect_close("adam p", down(gpp), pp, 1e-7);
-  expect_close("adam m", down(gmm), mm, 1e-9);
+  // m = 0.9·m + 0.1·g cancels where the two terms nearly meet: one rounding of terms up to 0.1
+  // (whether the backend contracts it into an FMA or not) is then an error of about 1e-8
+  expect_close("adam m", down(gmm), mm, 3e-8);
   expect_close("adam v", down(gvv), vv, 1e-12);
   cpu().ema_update(ema.data(), pp.data(), p, 0.999);
   gpu().ema_update(gema.data(), gpp.data(), p, 0.999);
@@ -344,9 +346,13 @@ TEST(cuda_fused_training_repeats_bit_for_bit) {
     if (const std::string why = model.fast_paths()->training_unavailable(c.shape); !why.empty()) throw test::Skip(why);
     auto data = random_values<float>(2 * 4000, 10, -6, 6);
     model.set_data(data.data(), 4000, 2);
-    const int64_t before = model.fast_paths()->training_runs();
+    const int64_t before = model.fast_paths()->training_runs(), replays_before = model.graph_replays();
     model.train(30, 20000, 30, [](const TrainProgress&) { return true; });  // 1,250 tiles a step
-    CHECK(model.fast_paths()->training_runs() == before + 30, "the fused training kernel did not run every step");
+    // graphs are on: the kernel's launch is recorded once (a capture runs nothing) and every step
+    // replays it; where the recording fails, every step launches it
+    const int64_t runs = model.fast_paths()->training_runs() - before, replays = model.graph_replays() - replays_before;
+    CHECK(replays == 30 ? runs == 1 : runs == 30 && replays == 0,
+          "the fused training kernel ran in " << runs << " launched and " << replays << " replayed steps of 30");
     return model.tensors();
   };
   const auto a = run(), b = run();
