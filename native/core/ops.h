@@ -2,6 +2,7 @@
 // The networks are written once over it; each backend implements every op (native/cpu,
 // native/cuda). Matrices are row-major and contiguous; a backend owns the memory they live in.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -136,6 +137,22 @@ class Array {
   int64_t n_ = 0;
 };
 
+// The pc corrector's step sizes (native/core/sampler.h) from the summed row norms of the score and
+// of the noise over a batch of n rows: with the norms averaged, e = 2 (snr ‖z‖ / ‖s‖)², and the step
+// x ← x + e s + √(2e) z. A score of exactly zero gives the step no direction, and e = 0. One
+// function in double for every backend: a GPU that computes it on the device gets the host's
+// numbers (double division and square root are correctly rounded on both, and nothing here can be
+// contracted into an FMA).
+struct CorrectorStep {
+  double drift, diffusion;
+};
+NCSN_HD CorrectorStep corrector_step(double score_norm_sum, double noise_norm_sum, int64_t n, double snr) {
+  const double score_norm = score_norm_sum / static_cast<double>(n), noise_norm = noise_norm_sum / static_cast<double>(n);
+  if (!(score_norm > 0)) return {0, 0};
+  const double ratio = snr * noise_norm / score_norm, e = 2 * ratio * ratio;
+  return {e, sqrt(2 * e)};
+}
+
 template <typename T>
 class MlpFastPaths;
 template <typename T>
@@ -179,6 +196,13 @@ class Ops : public Device {
 
   // x += drift · s + diffusion · z (z may be empty: a deterministic step such as denoising).
   virtual void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) = 0;
+  // x += step[0] · s + step[1] · z, the step sizes read from this device's memory (where
+  // corrector_step_size wrote them): the same arithmetic as langevin_step.
+  virtual void langevin_step_sized(Mat<T> x, Mat<T> s, Mat<T> z, const T* step) = 0;
+  // step[0], step[1] = corrector_step(Σ_r ‖s[r]‖, Σ_r ‖z[r]‖, rows, snr), the sums as sum_row_norms
+  // adds them, written to this device's memory: nothing comes back to the host, so a pc corrector
+  // step can be recorded (record_step) and replayed.
+  virtual void corrector_step_size(T* step, Mat<T> s, Mat<T> z, double snr) = 0;
   // x[r][j] = y[r][j] where mask[j] ≠ 0 (inpainting: the known pixels over the particles).
   virtual void paste_known(Mat<T> x, Mat<T> y, const T* mask) = 0;
   // Σ_r ‖a[r]‖₂ in double, added in an order fixed by the shape alone (the PC corrector's

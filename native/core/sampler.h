@@ -160,14 +160,17 @@ bool annealed_langevin(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T
 
 // The corrector's step size needs norms over the whole batch, so every step scores all rows before
 // any row moves; noise stream step i·(T+1) + t is corrector step t of level i, and i·(T+1) + T its
-// predictor.
+// predictor. The step size is computed and used where the particles are (corrector_step_size), not
+// read back to the host, so the corrector steps of a level queue the same work but for their noise:
+// they are recorded once per level and replayed (a CUDA graph on a GPU: one launch a step, and the
+// host never waits on the GPU inside a level).
 template <typename T>
 bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat<T> x, const SamplerSettings& s,
                          const SamplerProgress& progress) {
   const int64_t n = x.rows, d = x.cols, chunk = independent_chunk_rows(ops, model, x.rows), n_chunks = (n + chunk - 1) / chunk;
   const int64_t steps = s.steps_per_level, segment = segment_steps(s);
   const int64_t levels = static_cast<int64_t>(s.sigmas.size());
-  Array<T> score(ops, n * d), noise(ops, n * d);
+  Array<T> score(ops, n * d), noise(ops, n * d), corrector_size(ops, 2);
   std::vector<Array<int32_t>> level;
   model.reserve(ops, std::min(n, chunk));
   for (int w = 0; w < ops.workers(); ++w) level.emplace_back(ops, std::min(n, chunk));
@@ -181,6 +184,8 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
                         static_cast<uint64_t>(r0 * d));
     });
   };
+  // x += drift · s + diffusion · z chunk by chunk: with the sizes known on the host (the predictor),
+  // or where corrector_step_size left them on the device.
   auto move = [&](double drift, double diffusion) {
     ops.run_chunks(n_chunks, [&](int64_t c, int) {
       const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk);
@@ -188,25 +193,34 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
                         static_cast<T>(drift), static_cast<T>(diffusion));
     });
   };
+  auto move_sized = [&](const T* size) {
+    ops.run_chunks(n_chunks, [&](int64_t c, int) {
+      const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk);
+      ops.langevin_step_sized(x.row_range(r0, r1), score.mat(n, d).row_range(r0, r1), noise.mat(n, d).row_range(r0, r1),
+                              size);
+    });
+  };
 
   const uint64_t per_level = static_cast<uint64_t>(steps) + 1;
   for (int64_t i = 0; i < levels; ++i) {
     const auto li = static_cast<int32_t>(i);
+    const uint64_t first = static_cast<uint64_t>(i) * per_level;
+    const auto corrector = [&](uint64_t k) {
+      score_and_noise(li, k);
+      ops.corrector_step_size(corrector_size.data(), score.mat(n, d), noise.mat(n, d), s.snr);
+      move_sized(corrector_size.data());
+    };
+    const std::unique_ptr<RecordedStep> recorded = s.graphs && steps > 1 ? ops.record_step(first, corrector) : nullptr;
     for (int64_t t = 0; t < steps; ++t) {
-      score_and_noise(li, static_cast<uint64_t>(i) * per_level + static_cast<uint64_t>(t));
-      const double score_norm = ops.sum_row_norms(score.mat(n, d)) / static_cast<double>(n);
-      const double noise_norm = ops.sum_row_norms(noise.mat(n, d)) / static_cast<double>(n);
-      // A score of exactly zero gives the step no direction and no size.
-      if (score_norm > 0) {
-        const double ratio = s.snr * noise_norm / score_norm, e = 2 * ratio * ratio;
-        move(e, std::sqrt(2 * e));
-      }
+      const uint64_t k = first + static_cast<uint64_t>(t);
+      if (recorded) recorded->run(k);
+      else corrector(k);
       if (cancelled(s)) return false;
       if ((t + 1) % segment == 0 && t + 1 < steps && !progress({i, t + 1})) return false;
     }
     const double next = i + 1 < levels ? s.sigmas[i + 1] : 0.0;
     const double var = s.sigmas[i] * s.sigmas[i] - next * next;
-    score_and_noise(li, static_cast<uint64_t>(i) * per_level + static_cast<uint64_t>(steps));
+    score_and_noise(li, first + static_cast<uint64_t>(steps));
     move(var, s.denoise && i == levels - 1 ? 0.0 : std::sqrt(var));
     if (cancelled(s) || !progress({i, steps})) return false;
   }

@@ -319,6 +319,18 @@ void CpuOps<T>::langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion
 }
 
 template <typename T>
+void CpuOps<T>::langevin_step_sized(Mat<T> x, Mat<T> s, Mat<T> z, const T* step) {
+  langevin_step(x, s, z, step[0], step[1]);
+}
+
+template <typename T>
+void CpuOps<T>::corrector_step_size(T* step, Mat<T> s, Mat<T> z, double snr) {
+  const CorrectorStep e = corrector_step(sum_row_norms(s), sum_row_norms(z), s.rows, snr);
+  step[0] = static_cast<T>(e.drift);
+  step[1] = static_cast<T>(e.diffusion);
+}
+
+template <typename T>
 void CpuOps<T>::paste_known(Mat<T> x, Mat<T> y, const T* mask) {
   for (int64_t r = 0; r < x.rows; ++r) {
     T* xr = x.data + r * x.cols;

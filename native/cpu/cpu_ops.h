@@ -49,6 +49,8 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void dsm_loss(T* loss, Mat<T> ds, Mat<T> s, Mat<T> z, const T* sigma, const int32_t* level,
                 T grad_scale) override;
   void langevin_step(Mat<T> x, Mat<T> s, Mat<T> z, T drift, T diffusion) override;
+  void langevin_step_sized(Mat<T> x, Mat<T> s, Mat<T> z, const T* step) override;
+  void corrector_step_size(T* step, Mat<T> s, Mat<T> z, double snr) override;
   void paste_known(Mat<T> x, Mat<T> y, const T* mask) override;
   double sum_row_norms(Mat<T> a) override;
   void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,

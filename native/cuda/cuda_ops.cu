@@ -96,6 +96,13 @@ __global__ void langevin_step_k(float* x, const float* s, const float* z, int64_
   GRID_STRIDE(i, n) { x[i] += z ? drift * s[i] + diffusion * z[i] : drift * s[i]; }
 }
 
+// x += step[0] · s + step[1] · z: langevin_step_k's arithmetic, with the sizes that
+// corrector_step_size_k left on the device.
+__global__ void langevin_step_sized_k(float* x, const float* s, const float* z, int64_t n, const float* step) {
+  const float drift = step[0], diffusion = step[1];
+  GRID_STRIDE(i, n) { x[i] += drift * s[i] + diffusion * z[i]; }
+}
+
 __global__ void paste_known_k(float* x, const float* y, const float* mask, int64_t rows, int64_t cols) {
   GRID_STRIDE(i, rows * cols) {
     if (mask[i % cols] != 0.0f) x[i] = y[i];
@@ -136,6 +143,14 @@ __global__ void sum_partials_k(double* out, const double* partial) {
   __shared__ double shared[NORM_BLOCKS];
   const double total = block_sum(partial[threadIdx.x], shared);
   if (threadIdx.x == 0) *out = total;
+}
+
+// The pc corrector's step sizes from the norm sums of the score (sums[0]) and the noise (sums[1]),
+// in one thread: a few double operations that spare a read back to the host at every step.
+__global__ void corrector_step_size_k(float* step, const double* sums, int64_t n, double snr) {
+  const CorrectorStep e = corrector_step(sums[0], sums[1], n, snr);
+  step[0] = static_cast<float>(e.drift);
+  step[1] = static_cast<float>(e.diffusion);
 }
 
 __global__ void mixture_score_k(float* s, const float* x, int64_t rows, int64_t d, const float* means, int64_t k,
@@ -445,14 +460,21 @@ class CudaOps final : public Ops<float> {
     paste_known_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(x.data, y.data, mask, x.rows, x.cols);
     launch_check("paste_known");
   }
+  void langevin_step_sized(Mat<float> x, Mat<float> s, Mat<float> z, const float* step) override {
+    langevin_step_sized_k<<<grid_blocks(x.size()), GRID_THREADS, 0, stream_>>>(x.data, s.data, z.data, x.size(), step);
+    launch_check("langevin_step_sized");
+  }
+  void corrector_step_size(float* step, Mat<float> s, Mat<float> z, double snr) override {
+    use();
+    double* sums = norm_scratch() + NORM_BLOCKS;
+    queue_row_norm_sum(sums, s);
+    queue_row_norm_sum(sums + 1, z);  // after the first sum on the stream, so the partials can be reused
+    corrector_step_size_k<<<1, 1, 0, stream_>>>(step, sums, s.rows, snr);
+    launch_check("corrector_step_size");
+  }
   double sum_row_norms(Mat<float> a) override {
     use();
-    if (!norm_partials_.data()) norm_partials_ = Array<double>(*this, NORM_BLOCKS + 1);
-    double* partials = norm_partials_.data();
-    row_norm_partials_k<<<NORM_BLOCKS, GRID_THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
-    launch_check("sum_row_norms");
-    sum_partials_k<<<1, NORM_BLOCKS, 0, stream_>>>(partials + NORM_BLOCKS, partials);
-    launch_check("sum_row_norms");
+    queue_row_norm_sum(norm_scratch() + NORM_BLOCKS, a);
     double total = 0;
     norm_partials_.download(&total, 1, NORM_BLOCKS);
     return total;
@@ -526,6 +548,19 @@ class CudaOps final : public Ops<float> {
 
  private:
   void use() { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
+  // NORM_BLOCKS partial sums of row norms, then two totals.
+  double* norm_scratch() {
+    if (!norm_partials_.data()) norm_partials_ = Array<double>(*this, NORM_BLOCKS + 2);
+    return norm_partials_.data();
+  }
+  // *total = Σ_r ‖a[r]‖₂, queued on the stream in two passes whose order depends on the shape alone.
+  void queue_row_norm_sum(double* total, Mat<float> a) {
+    double* partials = norm_scratch();
+    row_norm_partials_k<<<NORM_BLOCKS, GRID_THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
+    launch_check("sum_row_norms");
+    sum_partials_k<<<1, NORM_BLOCKS, 0, stream_>>>(total, partials);
+    launch_check("sum_row_norms");
+  }
   void draw(Draw kind, float* f, int32_t* i, int64_t n, const RngStream& s, uint64_t offset, float lo, float hi,
             uint32_t bound) {
     if (n <= 0) return;
@@ -554,7 +589,7 @@ class CudaOps final : public Ops<float> {
   CachingAllocator memory_;
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
-  Array<double> norm_partials_;  // NORM_BLOCKS partial sums, then the total
+  Array<double> norm_partials_;  // see norm_scratch()
   StepRecording* recording_ = nullptr;  // while record_step records a step
   std::atomic<int64_t> graph_replays_{0};
 };

@@ -534,10 +534,10 @@ TEST(cuda_unet_sampling_follows_the_cpu) {
 }
 
 namespace {
-// Annealed Langevin on a U-Net of C = 4 (three levels of 4 steps, 12 particles of 8×8, denoised)
-// straight over the CUDA backend, with the steps replayed from a recorded graph or launched op by
-// op; also returns how many steps ran from a graph.
-Vec sample_unet_on_gpu(bool graphs, int64_t& replayed, bool inpaint = false) {
+// A U-Net of C = 4 sampled (three levels of 4 steps, 12 particles of 8×8, denoised) straight over
+// the CUDA backend by annealed Langevin or pc, with the steps replayed from a recorded graph or
+// launched op by op; also returns how many steps ran from a graph.
+Vec sample_unet_on_gpu(bool graphs, int64_t& replayed, bool inpaint = false, SamplerKind kind = SamplerKind::ald) {
   Ops<float>& ops = gpu();
   const UNetShape shape{1, 8, 8, 4, 3};
   UNet<float> net(shape);
@@ -554,14 +554,15 @@ Vec sample_unet_on_gpu(bool graphs, int64_t& replayed, bool inpaint = false) {
   s.seed = 21;
   s.denoise = true;
   s.graphs = graphs;
+  s.kind = kind;
   s.sigmas = {1.0, 0.3, 0.1};
   Vec known = random_values<float>(static_cast<size_t>(n * d), 8, 0, 1), mask(d);
   for (int64_t j = 0; j < d; ++j) mask[j] = j < d / 2 ? 1.0f : 0.0f;
   auto gknown = up(known), gmask = up(mask);
   const Inpainting<float> task{gknown.mat(n, d), gmask.data()};
   const int64_t before = ops.graph_replays();
-  CHECK(annealed_langevin(ops, net, gparams.data(), gx.mat(n, d), s, [](const SamplerPosition&) { return true; },
-                          inpaint ? &task : nullptr),
+  CHECK(run_sampler(ops, net, gparams.data(), gx.mat(n, d), s, [](const SamplerPosition&) { return true; },
+                    inpaint ? &task : nullptr),
         "the sampler stopped");
   replayed = ops.graph_replays() - before;
   return down(gx);
@@ -582,15 +583,31 @@ TEST(cuda_unet_sampling_from_a_graph_equals_plain_launches_bit_for_bit) {
   }
 }
 
+// pc's corrector steps, their step sizes computed on the GPU from the batch's norms, recorded once
+// per level and replayed: the plain launches' particles bit for bit, every corrector step from the
+// graph (the predictor steps, one a level, are launched).
+TEST(cuda_unet_pc_sampling_from_a_graph_equals_plain_launches_bit_for_bit) {
+  int64_t replayed = 0, launched = 0;
+  const Vec g = sample_unet_on_gpu(true, replayed, false, SamplerKind::pc);
+  const Vec p = sample_unet_on_gpu(false, launched, false, SamplerKind::pc);
+  CHECK(replayed == 3 * 4, replayed << " of 12 corrector steps replayed from a graph");
+  CHECK(launched == 0, launched << " steps replayed with graphs turned off");
+  size_t differ = 0;
+  for (size_t i = 0; i < g.size(); ++i) differ += std::memcmp(&g[i], &p[i], sizeof(float)) != 0;
+  CHECK(differ == 0, "pc: " << differ << " of " << g.size() << " values differ");
+}
+
 // One seed, one GPU: the same particles every run (no atomics in the convolutions' or the norms'
-// sums, the split-K weight gradient added in slice order), with graphs and without.
+// sums, the split-K weight gradient added in slice order), by ald and pc, with graphs and without.
 TEST(cuda_unet_sampling_repeats_bit_for_bit) {
-  for (const bool graphs : {true, false}) {
-    int64_t replayed = 0;
-    const Vec a = sample_unet_on_gpu(graphs, replayed), b = sample_unet_on_gpu(graphs, replayed);
-    CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0,
-          "two runs with one seed differ " << (graphs ? "(graphs)" : "(plain launches)"));
-  }
+  for (const SamplerKind kind : {SamplerKind::ald, SamplerKind::pc})
+    for (const bool graphs : {true, false}) {
+      int64_t replayed = 0;
+      const Vec a = sample_unet_on_gpu(graphs, replayed, false, kind), b = sample_unet_on_gpu(graphs, replayed, false, kind);
+      CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0,
+            "two runs with one seed differ (" << (kind == SamplerKind::pc ? "pc" : "ald") << ", "
+                                              << (graphs ? "graphs)" : "plain launches)"));
+    }
 }
 
 TEST(kernel_images_follow_cuda_compatibility_rules) {

@@ -1,5 +1,5 @@
 // The ops that training and sampling run around the network (noising, the DSM loss, a Langevin
-// step, inpainting's paste, the exact mixture score) in the op harness. They have no backward, so
+// step, the pc corrector's step, inpainting's paste, the exact mixture score) in the op harness. They have no backward, so
 // each is checked forward only: float against double on every CPU kernel, and CUDA against the CPU.
 #include <string>
 #include <tuple>
@@ -65,6 +65,23 @@ struct LangevinStep : RowCase {
   }
 };
 
+// The pc corrector's step over a whole batch: [e | √(2e) | x + e s + √(2e) z], with e from the
+// batch's norms (corrector_step_size) and the step taken with the sizes where that op left them
+// (langevin_step_sized). A score of zero (its range [0, 0]) takes no step.
+struct PcCorrectorStep : RowCase {
+  PcCorrectorStep(int64_t m_, int64_t d_, bool zero_score = false)
+      : RowCase(zero_score ? "pc corrector step of a zero score" : "pc corrector step", m_, d_) {
+    inputs = {{m * d, -8, 8}, {m * d, zero_score ? 0.0 : -20, zero_score ? 0.0 : 20}, {m * d, -3, 3}};
+    out_size = 2 + m * d;
+  }
+  template <typename T>
+  void forward(Ops<T>& ops, const OpBuffers<T>& b) const {
+    ops.corrector_step_size(b.out, {b.in[1], m, d}, {b.in[2], m, d}, 0.16);
+    ops.copy(b.out + 2, b.in[0], sizeof(T) * static_cast<size_t>(m * d));
+    ops.langevin_step_sized({b.out + 2, m, d}, {b.in[1], m, d}, {b.in[2], m, d}, b.out);
+  }
+};
+
 // The known pixels y over the particles x where the mask is 1.
 struct PasteKnown : RowCase {
   PasteKnown(int64_t m_, int64_t d_) : RowCase("paste_known", m_, d_) {
@@ -99,6 +116,7 @@ const auto& cases() {
   static const auto table = std::make_tuple(
       std::vector<Perturb>{{7, 3}, {777, 2}, {5, 784}}, std::vector<DsmLoss>{{7, 3}, {777, 2}, {5, 784}},
       std::vector<LangevinStep>{{777, 2, true}, {777, 2, false}, {5, 784, true}},
+      std::vector<PcCorrectorStep>{{777, 2}, {5, 784}, {33, 3, true}},
       std::vector<PasteKnown>{{9, 784}, {33, 5}}, std::vector<MixtureScore>{{777, 2, 2}, {40, 3, 8}});
   return table;
 }

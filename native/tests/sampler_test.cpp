@@ -78,6 +78,23 @@ TEST(reports_inside_levels_change_nothing) {
   }
 }
 
+// The corrector's step from the batch-averaged norms, e = 2 (snr ‖z‖/‖s‖)², left where the
+// particles are and taken from there; a score of zero takes no step.
+TEST(pc_corrector_step_follows_the_batch_norms) {
+  CpuOps<float> ops(1);
+  // score rows (3, 4) and (0, 0): norms 5 and 0, mean 2.5; noise rows (1, 0) and (0, 2): mean 1.5
+  std::vector<float> s = {3, 4, 0, 0}, z = {1, 0, 0, 2}, x = {1, 1, 1, 1}, step(2);
+  ops.corrector_step_size(step.data(), {s.data(), 2, 2}, {z.data(), 2, 2}, 0.5);
+  // ratio 0.5 · 1.5 / 2.5 = 0.3: e = 0.18, √(2e) = 0.6
+  CHECK(std::fabs(step[0] - 0.18f) <= 1e-7f && std::fabs(step[1] - 0.6f) <= 1e-7f, "step " << step[0] << ", " << step[1]);
+  ops.langevin_step_sized({x.data(), 2, 2}, {s.data(), 2, 2}, {z.data(), 2, 2}, step.data());
+  const std::vector<float> want = {1 + step[0] * 3 + step[1] * 1, 1 + step[0] * 4, 1, 1 + step[1] * 2};
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::fabs(x[i] - want[i]) <= 1e-6f, "x[" << i << "] = " << x[i]);
+  std::vector<float> zero(4, 0.0f);
+  ops.corrector_step_size(step.data(), {zero.data(), 2, 2}, {z.data(), 2, 2}, 0.5);
+  CHECK(step[0] == 0 && step[1] == 0, "a zero score gave the step " << step[0] << ", " << step[1]);
+}
+
 TEST(pc_sampling_is_identical_for_any_thread_count) {
   SampleRequest r;
   r.n = 1500;
