@@ -7,9 +7,10 @@
 # It builds nothing. Each step has its own time limit, and all of them end by DEADLINE seconds (330
 # by default), so that one hang costs only its share. STEPS names the steps to run (default: all
 # of them, in the order of the table), so that a session can run a part:
-#   STEPS="gpu_tests unet_graphs unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" DEADLINE=300 bash bench/gpu-check.sh
+#   STEPS="gpu_tests unet_graphs graphs_api unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile" DEADLINE=300 bash bench/gpu-check.sh
 # (gpu_tests: the native tests that use the GPU or the U-Net, a part of native_tests; unet_graphs:
-# the recorded-graph and run-to-run tests among them, in a line of their own).
+# the recorded-graph and run-to-run tests among them, in a line of their own; graphs_api: the
+# `graphs` option through the library, test/graphs.test.ts, a part of vitest).
 # $OUT (or ./gpu-check-out) receives summary.txt, the table printed last, and logs.tar.gz, every
 # step's full log. Without a usable GPU it says so in one line and exits 1.
 set -uo pipefail
@@ -30,7 +31,7 @@ if ! problem=$(gpu_problem); then
   exit 1
 fi
 
-all_steps="native_tests gpu_tests unet_graphs fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
+all_steps="native_tests gpu_tests unet_graphs graphs_api fused_kernels w1_fp32 w1_tf32 memcheck racecheck unet_memcheck unet_racecheck unet_ops w2_fp32 w2_tf32 w2_compile vitest"
 chosen=" ${STEPS:-$all_steps} "
 declare -A status
 # step NAME SECONDS COMMAND...: runs it with a limit, logs to $out/NAME.log, records pass/FAIL/timeout
@@ -69,9 +70,11 @@ cat "$out/gpu.txt"
 
 step native_tests 90 build/ncsn_tests
 step gpu_tests 60 build/ncsn_tests cuda image_ops conv3x3 unet
-# a U-Net's Langevin and training steps replayed from recorded CUDA graphs against plain launches,
-# bit for bit, and the same seed giving the same particles and weights run to run
+# a U-Net's Langevin (ald and pc) and training steps replayed from recorded CUDA graphs against
+# plain launches, bit for bit, and the same seed giving the same particles and weights run to run
 step unet_graphs 30 build/ncsn_tests _from_a_graph_ cuda_unet_sampling_repeats cuda_unet_training_repeats
+# the same through the library's `graphs` option, for the U-Net and the MLP, with the replay counts
+step graphs_api 45 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporter=verbose test/graphs.test.ts
 step fused_kernels 30 build/ncsn_fused_bench 1000000 4096
 step w1_fp32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda fp32
 step w1_tf32 75 env PYTHON="$python" bash bench/compare.sh w1 2 cuda tf32
@@ -115,6 +118,7 @@ step vitest 150 env NO_COLOR=1 node node_modules/vitest/vitest.mjs run --reporte
     grep -h '"impl"' "$out/$name.log" 2>/dev/null | sed "s/^/$name: /"
   done
   grep -hE '^(ok|FAIL|skip) ' "$out/native_tests.log" "$out/gpu_tests.log" "$out/unet_graphs.log" 2>/dev/null | grep -v '^ok' | sort -u | head -n 20
+  grep -hE '(✓|×|↓) ' "$out/graphs_api.log" 2>/dev/null | grep -v '✓' | head -n 10
   grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$out"/*memcheck.log "$out"/*racecheck.log 2>/dev/null
 } | tee "$results/summary.txt"
 tar -C "$out" -czf "$results/logs.tar.gz" .

@@ -210,9 +210,10 @@ const backendSchema = z.object({
   threads: integer(0, 4096).default(0),
   precision: oneOf([...PRECISIONS]).default('fp32'),
   fused: boolean().default(true),
+  graphs: boolean().default(true),
 });
 /** Where and how a model computes, with its defaults filled; it does not change what the model is. */
-export type Backend = { device: Device; threads: number; precision: Precision; fused: boolean };
+export type Backend = { device: Device; threads: number; precision: Precision; fused: boolean; graphs: boolean };
 
 const show = (v: unknown) =>
   Array.isArray(v) ? `a list of ${v.length} values` : typeof v === 'number' ? String(v) : v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v));

@@ -37,6 +37,8 @@ export interface NativeModelConfig extends NativeNetworkConfig {
   threads: number;
   precision: 'fp32' | 'tf32' | 'bf16';
   fused: boolean;
+  /** GPU: record a training or sampling step once as a CUDA graph and replay it. */
+  graphs: boolean;
   /** exact:mixture only, and required there. */
   mixtureMeans?: number[];
   mixtureWeights?: number[];
@@ -103,6 +105,8 @@ export interface NativeModel {
   /** Why device 'auto' chose the CPU, or null. */
   readonly notice: string | null;
   readonly threads: number;
+  /** Steps the backend has run from recorded CUDA graphs since the model was made. */
+  readonly graphReplays: number;
   setData(data: Float32Array, rows: number, cols: number): void;
   train(
     options: { steps: number; batchSize: number; reportEvery: number },

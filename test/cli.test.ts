@@ -101,6 +101,9 @@ describe('ncsn-cuda train and sample', () => {
     // the same seed gives the same samples
     cli('sample', '--checkpoint', ck, '--n', '50', '--steps-per-level', '5', '--out', 'd.npy');
     expect(fs.readFileSync(path.join(dir, 'd.npy'))).toEqual(fs.readFileSync(path.join(dir, 'a.npy')));
+    // --no-graphs changes how a GPU launches a step, never the samples (test/graphs.test.ts)
+    expect(cli('sample', '--checkpoint', ck, '--n', '50', '--steps-per-level', '5', '--no-graphs', '--out', 'e.npy').code).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'e.npy'))).toEqual(fs.readFileSync(path.join(dir, 'a.npy')));
   });
 
   it('samples by predictor-corrector and records the particles as an animated GIF', () => {
@@ -122,7 +125,7 @@ describe('ncsn-cuda train and sample', () => {
   it('trains on a user .npy file of any dimension', () => {
     const data = new Float32Array(3 * 400).map((_, i) => Math.sin(i) * 3);
     fs.writeFileSync(path.join(dir, 'points.npy'), writeNpy(data, [400, 3]));
-    const r = cli('train', '--data', 'points.npy', '--steps', '50', '--out', 'run3');
+    const r = cli('train', '--data', 'points.npy', '--steps', '50', '--no-graphs', '--out', 'run3');
     expect(r.code).toBe(0);
     expect(parseNpy(fs.readFileSync(path.join(dir, 'run3', 'samples.npy')), 's.npy').cols).toBe(3);
   });
@@ -239,6 +242,8 @@ describe('bad input', () => {
     expectRejected(cli('train', '--device', 'gpu'), /--device <device>.*It must be auto, cpu, cuda or cuda:N/);
     expectRejected(cli('train', '--model', 'exact:mixture', '--data', 'toy:moons'), /exact score of toy:mixture/);
     expectRejected(cli('train', '--bogus'), /unknown option '--bogus'/);
+    expectRejected(cli('sample', '--checkpoint', 'x.safetensors', '--no-graphs=yes'), /unknown option '--no-graphs=yes'/);
+    expectRejected(cli('train', '--graphs'), /unknown option '--graphs'.*\n.*--no-graphs/);
     expectRejected(cli('sample'), /required option '--checkpoint <file>' not specified/);
     expectRejected(cli('sample', '--checkpoint', 'none.safetensors'), /cannot read checkpoint none\.safetensors: no such file/);
     fs.writeFileSync(path.join(dir, 'junk.safetensors'), 'junk');

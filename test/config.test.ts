@@ -76,6 +76,7 @@ describe('the addon', () => {
     threads: 1,
     precision: 'fp32' as const,
     fused: true,
+    graphs: true,
     dequantize: false,
   };
 

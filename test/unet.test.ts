@@ -149,7 +149,7 @@ describe('inpainting', () => {
 
   it('writes the image, its known part and the completions as one grid, and refuses what it cannot do', () => {
     const ck = path.join('run', 'checkpoint.safetensors');
-    const r = cli('inpaint', '--checkpoint', ck, '--image', 'halves.npy', '--index', '3', '--mask-half', 'right', '--n', '4', '--steps-per-level', '1', '--out', 'fill.png');
+    const r = cli('inpaint', '--checkpoint', ck, '--image', 'halves.npy', '--index', '3', '--mask-half', 'right', '--n', '4', '--steps-per-level', '1', '--no-graphs', '--out', 'fill.png');
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/inpainted 4 completions/);
     // 6 images: 3 columns of 8·30 px with gaps of 15

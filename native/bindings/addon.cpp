@@ -172,7 +172,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                         InstanceAccessor<&ModelWrap::ForwardFlops>("forwardFlops"),
                         InstanceAccessor<&ModelWrap::Backend>("backend"),
                         InstanceAccessor<&ModelWrap::Notice>("notice"),
-                        InstanceAccessor<&ModelWrap::Threads>("threads")});
+                        InstanceAccessor<&ModelWrap::Threads>("threads"),
+                        InstanceAccessor<&ModelWrap::GraphReplays>("graphReplays")});
   }
 
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
@@ -196,6 +197,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       throw Napi::RangeError::New(env, "'precision' must be 'fp32', 'tf32' or 'bf16'");
     c.precision = precision == "tf32" ? ncsn::Precision::tf32 : precision == "bf16" ? ncsn::Precision::bf16 : ncsn::Precision::fp32;
     c.fused = get_bool(o, "fused");
+    c.graphs = get_bool(o, "graphs");
     c.dequantize = get_bool(o, "dequantize");
     if (c.kind == "exact:mixture") {
       c.mixture_means = get_doubles(o, "mixtureMeans");
@@ -360,6 +362,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return n.empty() ? info.Env().Null() : Napi::String::New(info.Env(), n);
   }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live(info.Env()).threads()); }
+  Napi::Value GraphReplays(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).graph_replays()));
+  }
 
   std::unique_ptr<Model> model_;
   std::atomic<bool> cancel_{false};

@@ -30,6 +30,9 @@ const precisionOption = () =>
   new Option('--precision <p>', 'GPU matrix products and convolutions: fp32, or on the tensor cores tf32, or bf16 (the U-Net\'s convolutions)')
     .choices(['fp32', 'tf32', 'bf16'])
     .default('fp32');
+// GPU launches, also a backend option: off for debugging and for profilers that do not follow graphs
+const graphsOption = () =>
+  new Option('--no-graphs', 'on a GPU, launch every op of a step instead of replaying the step recorded once as a CUDA graph (the same results; for debugging, and profilers that do not follow graphs)');
 const SNR_HELP = 'pc corrector signal-to-noise ratio r: steps e = 2(r‖z‖/‖s‖)²';
 
 function program(): Command {
@@ -59,6 +62,7 @@ function program(): Command {
     .option('--seed <n>', `seed of every random draw: data, weights, batches, noise (default: ${MODEL_DEFAULTS.seed})`, nonNegativeInt)
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .addOption(precisionOption())
+    .addOption(graphsOption())
     .option('--out <dir>', 'output directory (default: runs/<timestamp>, or DIR when resuming)')
     .option('--resume <dir>', 'continue the run in DIR from DIR/checkpoint.safetensors; --steps is then the run\'s total')
     .option('--overwrite', 'start a new run in an --out directory that holds another run\'s files, deleting those files first (without it, such a directory is refused)')
@@ -85,6 +89,7 @@ function program(): Command {
     .option('--out <file>', 'output file: .npy, .csv or .png (a scatter plot for 2-D data, a grid for images)', 'samples.npy')
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .addOption(precisionOption())
+    .addOption(graphsOption())
     .action(async (o) => {
       process.exitCode = await sample(o);
     });
@@ -103,6 +108,7 @@ function program(): Command {
     .option('--out <file.png>', 'the grid', 'inpainting.png')
     .option('--device <device>', DEVICE_HELP, device, 'auto')
     .addOption(precisionOption())
+    .addOption(graphsOption())
     .action(async (o) => {
       process.exitCode = await inpaint(o);
     });

@@ -22,6 +22,8 @@ export interface InpaintFlags extends Pick<SamplingFlags, 'stepsPerLevel' | 'ste
   out: string;
   device: Device;
   precision: Precision;
+  /** false with --no-graphs */
+  graphs: boolean;
 }
 
 // 1 where the pixel is known, 0 where it is filled in: the same for every channel.
@@ -56,7 +58,7 @@ export async function inpaint(flags: InpaintFlags): Promise<number> {
   if ((flags.mask === undefined) === (flags.maskHalf === undefined)) {
     throw new UsageError('give the hidden part as --mask PNG or as --mask-half left|right|top|bottom, one of them');
   }
-  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision });
+  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision, graphs: flags.graphs });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const image = model.config.image;
   if (!image) throw new UsageError(`${flags.checkpoint}: inpainting completes images, and this model's data are ${model.config.dataDim}-D points`);

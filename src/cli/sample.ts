@@ -24,6 +24,8 @@ export interface SampleFlags extends SamplingFlags {
   out: string;
   device: Device;
   precision: Precision;
+  /** false with --no-graphs */
+  graphs: boolean;
 }
 
 const FORMATS = ['.npy', '.csv', '.png'];
@@ -47,7 +49,7 @@ export async function sample(flags: SampleFlags): Promise<number> {
   checkOutputFile('--out', flags.out, FORMATS);
   if (flags.animate !== undefined) checkOutputFile('--animate', flags.animate, ['.gif']);
   const ext = path.extname(flags.out).toLowerCase();
-  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision });
+  const model = NcsnModel.load(flags.checkpoint, { device: flags.device, precision: flags.precision, graphs: flags.graphs });
   if (model.backendNotice) process.stderr.write(`note: ${model.backendNotice}\n`);
   const dim = model.config.dataDim;
   const image = model.config.image;

@@ -32,6 +32,8 @@ export interface TrainFlags extends SamplingFlags {
   seed?: number;
   device: Device;
   precision: Precision;
+  /** false with --no-graphs */
+  graphs: boolean;
   out?: string;
   resume?: string;
   overwrite?: boolean;
@@ -130,7 +132,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
       const names = fixed.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
       throw new UsageError(`${names.join(', ')} cannot change when resuming; the run's own settings are in its checkpoint`);
     }
-    const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device, precision: flags.precision });
+    const model = NcsnModel.load(path.join(flags.resume, 'checkpoint.safetensors'), { device: flags.device, precision: flags.precision, graphs: flags.graphs });
     const spec = model.config.data;
     if (!spec) throw new UsageError(`${flags.resume}: the checkpoint does not name its training data`);
     const dataset = loadDataset(runDataPath(spec, flags.resume), { seed: model.config.seed });
@@ -231,6 +233,7 @@ function setUp(flags: TrainFlags): { model: NcsnModel; dataset: Dataset; steps: 
     sampling: { ...sampling, initLow, initHigh },
     device: flags.device,
     precision: flags.precision,
+    graphs: flags.graphs,
   });
   return { model, dataset, steps: flags.steps ?? d?.steps ?? defaults.steps, why };
 }
