@@ -83,9 +83,10 @@ if [ -n "$sanitizer" ]; then
   step memcheck 60 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests cuda_fused_ cuda_elementwise
   step racecheck 60 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests cuda_fused_dsm cuda_fused_langevin
   # the U-Net's ops at small sizes in every precision (the convolutions' tiles, the norms' block
-  # sums), and a U-Net sampled op by op and from recorded graphs
-  step unet_memcheck 45 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda cuda_unet_sampling
-  step unet_racecheck 45 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda
+  # sums), the sampling ops (pc's step size from the batch's norms among them), and a U-Net sampled
+  # by ald and pc op by op and from recorded graphs
+  step unet_memcheck 45 "$sanitizer" --tool memcheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda dsm_and_langevin_ops_on_cuda cuda_unet_sampling cuda_unet_pc_sampling
+  step unet_racecheck 45 "$sanitizer" --tool racecheck --error-exitcode 1 build/ncsn_tests image_ops_on_cuda conv3x3_on_cuda dsm_and_langevin_ops_on_cuda
 else
   for name in memcheck racecheck unet_memcheck unet_racecheck; do
     [[ $chosen == *" $name "* ]] && status[$name]="not run: no compute-sanitizer"

@@ -28,8 +28,9 @@ struct ModelConfig {
   // CUDA: the op-by-op matrix products (tf32) and the convolutions (tf32, bf16) on the tensor cores
   Precision precision = Precision::fp32;
   bool fused = true;   // CUDA: the fused training kernel where the shape allows
-  // CUDA: a training step's forward and backward, and a Langevin step, recorded once as a graph
-  // and replayed (Device::record_step); the results are the same bit for bit either way
+  // CUDA: a training step's forward and backward, and a Langevin step (ald's, and pc's corrector
+  // step), recorded once as a graph and replayed (Device::record_step); the results are the same
+  // bit for bit either way. The bindings take it from the `graphs` backend option.
   bool graphs = true;
   bool dequantize = false;  // the data are 8-bit pixels in [0, 1]: dequantise every batch (NCSN)
   // exact:mixture only
