@@ -82,11 +82,12 @@ inc=(-I"$root/native/tests/emulation" -I"$root/native" -I"$root/native/cuda")
 cuda_flags=(-std=c++20 -O2 -w -march=x86-64-v3 -D__CUDA_ARCH__=900 -DNCSN_CUDA_ARCHS='"90-real"' "${inc[@]}")
 test_flags=(-std=c++20 -O1 -w -DNCSN_WITH_CUDA "${inc[@]}")
 objects=()
-compile() {  # compile SOURCE FLAGS… into $work, in parallel, once per change of the source
+compile() {  # compile SOURCE FLAGS… into $work, in parallel; again (with EMULATE_WORK kept) when a header changed
   local source=$1; shift
   local object="$work/$(echo "$source" | tr '/' '_').o"
   objects+=("$object")
-  if [ ! -f "$object" ] || [ "$source" -nt "$object" ] || [ "$root/native/tests/emulation/cuda_runtime.h" -nt "$object" ]; then
+  if [ ! -f "$object" ] || [ "$source" -nt "$object" ] ||
+     [ -n "$(find "$root/native" \( -name '*.h' -o -name '*.cuh' \) -newer "$object" -print -quit)" ]; then
     nice -n 19 g++ "$@" -c "$source" -o "$object" &
   fi
 }
