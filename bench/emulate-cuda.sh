@@ -9,12 +9,16 @@
 #
 #   bash bench/emulate-cuda.sh [test-name-filter …]     (default: every test whose name says cuda)
 #
-# Needs g++ with C++20, python3, and the CPU objects of the usual build (build/libncsn_core.a, or
+# Needs x86-64, g++ with C++20, python3 (else it exits 77, which ctest counts as skipped), and the CPU objects of the usual build (build/libncsn_core.a, or
 # NCSN_CORE_LIB=path). The launches `k<<<grid, block[, shared[, stream]]>>>(args)` are rewritten
 # as emu_launch(grid, block, shared, stream, k, args) and `extern __shared__` arrays as the
 # launch's buffer; nothing else in native/cuda changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+for tool in g++ python3; do
+  command -v $tool >/dev/null || { echo "emulate-cuda: skipped, no $tool"; exit 77; }
+done
+[ "$(uname -m)" = x86_64 ] || { echo "emulate-cuda: skipped, the fibers are written for x86-64"; exit 77; }
 lib=${NCSN_CORE_LIB:-$root/build/libncsn_core.a}
 [ -f "$lib" ] || { echo "emulate-cuda: no $lib (build first, or set NCSN_CORE_LIB)" >&2; exit 2; }
 work=${EMULATE_WORK:-$(mktemp -d)}
