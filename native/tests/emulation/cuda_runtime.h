@@ -218,7 +218,6 @@ inline cudaError_t cudaGetLastError() {
   emu_last_error() = cudaSuccess;
   return e;
 }
-inline cudaError_t cudaPeekAtLastError() { return emu_last_error(); }
 
 // kernel<<<grid, block, shared, stream>>>(args…), with the arguments converted to the kernel's
 // parameter types as a launch converts them.
@@ -239,10 +238,6 @@ void emu_launch(dim3 grid, dim3 block_dim, size_t shared_bytes, cudaStream_t str
   s->capturing->nodes.push_back(
       {[=] { emu::run_kernel(grid, block_dim, shared_bytes, kernel, *held); },
        [=](void** params) { emu::set_from(*held, params, std::index_sequence_for<P...>{}); }});
-}
-template <class... P, class... A>
-void emu_launch(dim3 grid, dim3 block_dim, void (*kernel)(P...), A&&... a) {
-  emu_launch(grid, block_dim, 0, nullptr, kernel, std::forward<A>(a)...);
 }
 
 // what `extern __shared__ T name[]` points at (bench/emulate-cuda.sh rewrites the declaration)
@@ -351,10 +346,6 @@ inline cudaError_t cudaDriverGetVersion(int* v) {
   return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
-inline cudaError_t cudaGetDevice(int* d) {
-  *d = 0;
-  return cudaSuccess;
-}
 template <typename F>
 cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int bytes) {
   return bytes <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
@@ -366,12 +357,11 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, F, int, s
 }
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
-enum { cudaStreamDefault = 0, cudaStreamNonBlocking = 1 };
+enum { cudaStreamNonBlocking = 1 };
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = new emu::Stream;
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete static_cast<emu::Stream*>(s);
   return cudaSuccess;
