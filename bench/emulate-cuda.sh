@@ -9,10 +9,11 @@
 #
 #   bash bench/emulate-cuda.sh [test-name-filter …]     (default: every test whose name says cuda)
 #
-# Needs x86-64, g++ with C++20, python3 (else it exits 77, which ctest counts as skipped), and the CPU objects of the usual build (build/libncsn_core.a, or
-# NCSN_CORE_LIB=path). The launches `k<<<grid, block[, shared[, stream]]>>>(args)` are rewritten
-# as emu_launch(grid, block, shared, stream, k, args) and `extern __shared__` arrays as the
-# launch's buffer; nothing else in native/cuda changes.
+# Needs x86-64, g++ with C++20 and python3 (else it exits 77, which ctest counts as skipped), and
+# the CPU objects of the usual build (build/libncsn_core.a, or NCSN_CORE_LIB=path). The launches
+# `k<<<grid, block[, shared[, stream]]>>>(args)` are rewritten as emu_launch(grid, block, shared,
+# stream, k, args) and `extern __shared__` arrays as the launch's buffer; nothing else in
+# native/cuda changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 for tool in g++ python3; do

@@ -61,7 +61,7 @@ class ThreadPool {
     }
     wake_.notify_all();
     work(0);
-    if (!spin_until([this] { return busy_.load(std::memory_order_acquire) == 0; })) {
+    if (!poll_until([this] { return busy_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lock(mu_);
       done_.wait(lock, [this] { return busy_.load() == 0; });
     }
@@ -93,13 +93,13 @@ class ThreadPool {
     }
   }
 
-  // Polls `ready` for up to kSpin; whether it became true. Each poll yields the core, so that a
+  // Polls `ready` for up to kPoll; whether it became true. Each poll yields the core, so that a
   // thread that has work (of this pool or another process) runs first: where there are more
   // threads than cores, a spin that held its core cost two trainings at once a quarter of their
   // speed.
   template <typename Ready>
-  static bool spin_until(const Ready& ready) {
-    const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  static bool poll_until(const Ready& ready) {
+    const auto deadline = std::chrono::steady_clock::now() + kPoll;
     for (int i = 0;; ++i) {
       if (ready()) return true;
       if (i % 16 == 15 && std::chrono::steady_clock::now() > deadline) return false;
@@ -111,7 +111,7 @@ class ThreadPool {
     uint64_t seen = 0;
     for (;;) {
       const auto news = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
-      if (!spin_until(news)) {
+      if (!poll_until(news)) {
         std::unique_lock<std::mutex> lock(mu_);
         wake_.wait(lock, news);
       }
@@ -137,7 +137,7 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   // How long an idle thread polls before it sleeps: longer than the serial work between a training
   // step's jobs, short enough that a finished run costs little CPU.
-  static constexpr std::chrono::microseconds kSpin{100};
+  static constexpr std::chrono::microseconds kPoll{100};
   std::exception_ptr error_;
 };
 

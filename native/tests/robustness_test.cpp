@@ -148,15 +148,15 @@ TEST(a_thread_pool_whose_threads_cannot_all_start_stops_those_that_did) {
   CHECK(ran == 100, "a pool made after the failure runs every task");
 }
 
-// Jobs back to back (the workers still spinning), and jobs after the workers have gone to sleep:
+// Jobs back to back (the workers still polling), and jobs after the workers have gone to sleep:
 // every task of every job runs exactly once, and an exception still reaches the caller after either.
-TEST(a_thread_pool_runs_every_task_whether_its_threads_spin_or_sleep) {
+TEST(a_thread_pool_runs_every_task_whether_its_threads_poll_or_sleep) {
   ThreadPool pool(3);
   std::vector<std::atomic<int>> count(64);
   auto job = [&](int64_t i, int) { ++count[static_cast<size_t>(i)]; };
   for (int rep = 0; rep < 2000; ++rep) pool.run(64, job);
   for (int rep = 0; rep < 5; ++rep) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // longer than a thread spins
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // longer than a thread polls
     pool.run(64, job);
   }
   for (size_t i = 0; i < count.size(); ++i) CHECK(count[i] == 2005, "task " << i << " ran " << count[i] << " times");
@@ -170,6 +170,6 @@ TEST(a_thread_pool_runs_every_task_whether_its_threads_spin_or_sleep) {
     } catch (const std::runtime_error& e) {
       error = e.what();
     }
-    CHECK(error == "task 5 failed", (asleep ? "after sleeping" : "while spinning") << ": got '" << error << "'");
+    CHECK(error == "task 5 failed", (asleep ? "after sleeping" : "while polling") << ": got '" << error << "'");
   }
 }
