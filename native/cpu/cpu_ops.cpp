@@ -160,17 +160,40 @@ inline __attribute__((always_inline)) void softplus_forward_loop(T* h, const T* 
   for (int64_t i = 0; i < n; ++i) h[i] = vm::softplus(z[i]);
 }
 // The float form by whole vectors, each coefficient of the polynomial a register permute, which
-// the compiler does not find on its own from the scalar table lookups.
+// the compiler does not find on its own from the scalar table lookups; kTableChains vectors at a
+// time, so that their Horner chains overlap (one at a time, softplus and its gradient took 16 % of
+// a W1 training step on one core, four at a time 12 %).
+template <typename V, int N, typename Table>
+inline __attribute__((always_inline)) int64_t table_vectors(const Table& table, float* out, const float* in,
+                                                            const float* factor, int64_t i, int64_t n) {
+  constexpr int64_t step = N * simd::lanes<V>;
+  for (; i + step <= n; i += step) {
+    V v[N];
+    for (int k = 0; k < N; ++k) simd::load(v[k], in + i + k * simd::lanes<V>);
+    table.template many<N>(v);
+    for (int k = 0; k < N; ++k) {
+      if (factor) {
+        V f;
+        simd::load(f, factor + i + k * simd::lanes<V>);
+        v[k] *= f;
+      }
+      simd::store(out + i + k * simd::lanes<V>, v[k]);
+    }
+  }
+  return i;
+}
+// out = table(in) (· factor, where given) over whole groups of vectors, then whole vectors; the
+// index of the first element left.
+template <typename V, typename Table>
+inline __attribute__((always_inline)) int64_t table_loop(float* out, const float* in, const float* factor,
+                                                         int64_t n) {
+  const Table table;
+  const int64_t i = table_vectors<V, simd::kTableChains<V>>(table, out, in, factor, 0, n);
+  return table_vectors<V, 1>(table, out, in, factor, i, n);
+}
 template <typename V>
 inline __attribute__((always_inline)) void softplus_forward_vectors(float* h, const float* z, int64_t n) {
-  const simd::SoftplusTable<V> softplus;
-  int64_t i = 0;
-  for (; i + simd::lanes<V> <= n; i += simd::lanes<V>) {
-    V v;
-    simd::load(v, z + i);
-    softplus(v, v);
-    simd::store(h + i, v);
-  }
+  const int64_t i = table_loop<V, simd::SoftplusTable<V>>(h, z, nullptr, n);
   softplus_forward_loop(h + i, z + i, n - i);
 }
 #if NCSN_X86_64
@@ -196,16 +219,7 @@ inline __attribute__((always_inline)) void softplus_backward_loop(T* dz, const T
 template <typename V>
 inline __attribute__((always_inline)) void softplus_backward_vectors(float* dz, const float* dh, const float* z,
                                                                      int64_t n) {
-  const simd::SigmoidTable<V> sigmoid;
-  int64_t i = 0;
-  for (; i + simd::lanes<V> <= n; i += simd::lanes<V>) {
-    V s, g;
-    simd::load(s, z + i);
-    simd::load(g, dh + i);
-    sigmoid(s);
-    s *= g;
-    simd::store(dz + i, s);
-  }
+  const int64_t i = table_loop<V, simd::SigmoidTable<V>>(dz, z, dh, n);
   softplus_backward_loop(dz + i, dh + i, z + i, n - i);
 }
 #if NCSN_X86_64

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 namespace ncsn {
@@ -67,10 +68,7 @@ NCSN_INLINE void tile_biases(const GemmArgs<float>& g, V (&acc)[MR][NV], int64_t
 // before the store it ran at two thirds of this speed, their registers and the table's competing.
 template <typename V, int MR, int NV>
 NCSN_INLINE void tile_softplus(const GemmArgs<float>& g, int64_t i, int64_t j) {
-  // AVX-512's 32 registers hold the table and four chains; 16 hold the table and one, and the
-  // out-of-order core overlaps successive vectors (four spilled to the stack there: one took
-  // AVX2's W1 sampling from 36 to 47 % of its FMA ceiling)
-  constexpr int group = lanes<V> < 16 ? 1 : (MR * NV) % 4 == 0 ? 4 : NV;
+  constexpr int group = std::gcd(MR * NV, kTableChains<V>);
   const SoftplusTable<V> softplus;
   for (int q = 0; q < MR * NV; q += group) {
     V x[group];
