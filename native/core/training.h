@@ -3,6 +3,7 @@
 // Each step's randomness is keyed by (seed, purpose, step), so a resumed run continues exactly.
 #pragma once
 #include <cmath>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -131,6 +132,27 @@ class DsmTrainer {
     if (ts.fused && model_.fused_dsm_gradients(ops_, params, sigma_, xt, noise, level_.data(), grad_scale, loss_.data(),
                                                chunk_grad_[0].data()))
       return;
+    // The chunks' gradients are summed into chunk_grad_[0] from left to right, each as soon as it
+    // and every chunk before it are done, by a thread that has finished a chunk: the same sum as one
+    // pass after them all, but most of it while other chunks still run (after them all, it was 7 %
+    // of a W1 step on two cores).
+    std::mutex fold_mu;
+    std::vector<char> done(static_cast<size_t>(n_chunks), 0);
+    int64_t summed = -1;  // chunks 0…summed are in chunk_grad_[0]
+    bool summing = false;
+    const auto chunk_done = [&](int64_t c) {
+      std::unique_lock<std::mutex> lock(fold_mu);
+      done[c] = 1;
+      if (summing) return;  // the thread summing now takes this chunk when its turn comes
+      summing = true;
+      while (summed + 1 < n_chunks && done[summed + 1]) {
+        const int64_t next = ++summed;
+        lock.unlock();
+        if (next > 0) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[next].data(), p);
+        lock.lock();
+      }
+      summing = false;
+    };
     ops_.run_chunks(n_chunks, [&](int64_t c, int worker) {
       const int64_t r0 = c * chunk, r1 = std::min(b, r0 + chunk);
       const int32_t* lv = level_.data() + r0;
@@ -138,8 +160,8 @@ class DsmTrainer {
       model_.score(ops_, worker, s, xt.row_range(r0, r1), lv, params);
       ops_.dsm_loss(loss_.data() + r0, ds, s, noise.row_range(r0, r1), sigma_, lv, grad_scale);
       model_.backward(ops_, worker, ds, xt.row_range(r0, r1), lv, params, chunk_grad_[c].data());
+      chunk_done(c);
     });
-    for (int64_t c = 1; c < n_chunks; ++c) ops_.accumulate(chunk_grad_[0].data(), chunk_grad_[c].data(), p);
   }
 
   // What a recorded step was recorded with: a step of other settings or buffers records afresh.
