@@ -84,6 +84,8 @@ class Device {
   // Rows per chunk for a network whose scratch takes row_bytes a row (the U-Net's activations).
   virtual int64_t chunk_rows_for(double row_bytes) const = 0;
   virtual int workers() const = 0;
+  // fn(chunk, worker) for every chunk. No chunk writes a weight that an op of the same call reads
+  // (a backend may lay a weight out once per call: the CPU transposes matmul_forward's).
   virtual void run_chunks(int64_t n_chunks, const std::function<void(int64_t chunk, int worker)>& fn) = 0;
 
   // Records step(first) without running it, where the work step(k) queues differs from
