@@ -210,6 +210,8 @@ class Ops : public Device {
   // Σ_r ‖a[r]‖₂ in double, added in an order fixed by the shape alone (the PC corrector's
   // batch-averaged norms).
   virtual double sum_row_norms(Mat<T> a) = 0;
+  // Whether all n values of a are finite (a training step's gradient, checked before Adam uses it).
+  virtual bool all_finite(const T* a, int64_t n) = 0;
 
   // The exact score of a Gaussian mixture Σ w_k N(μ_k, (var + σ_level²) I), means[K×D].
   virtual void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var,

@@ -95,9 +95,8 @@ class DsmTrainer {
            << " (sigma " << sigma_host_[level_out[r]] << ")";
         throw DivergenceError(os.str());
       }
-    // Finite losses can still give an overflowing gradient. A sum of row norms in double is finite
-    // exactly when every float in it is; the zero padding makes whole rows for one reduction.
-    if (!std::isfinite(ops_.sum_row_norms(chunk_grad_[0].mat(grad_rows(), GRAD_COLS)))) {
+    // Finite losses can still give an overflowing gradient.
+    if (!ops_.all_finite(chunk_grad_[0].data(), p)) {
       std::ostringstream os;
       os << "training diverged: non-finite gradient at step " << st.step + 1 << " (every loss in the batch was finite)";
       throw DivergenceError(os.str());
@@ -178,10 +177,6 @@ class DsmTrainer {
     }
   };
 
-  // The summed gradient is checked as rows of this many values, so that the backend can spread
-  // the reduction over its cores.
-  static constexpr int64_t GRAD_COLS = 64;
-  int64_t grad_rows() const { return (model_.param_count() + GRAD_COLS - 1) / GRAD_COLS; }
   int64_t chunk_rows() const { return std::min(ops_.chunk_rows(), model_.max_chunk_rows(ops_)); }
 
   void reserve(int64_t b) {
@@ -196,11 +191,7 @@ class DsmTrainer {
     dscore_ = Array<T>(ops_, b * d);
     loss_ = Array<T>(ops_, b);
     chunk_grad_.clear();
-    const int64_t p = model_.param_count(), padded = grad_rows() * GRAD_COLS;
-    // chunk_grad_[0], the sum, ends in zeros up to whole rows; nothing ever writes past p
-    for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, c == 0 ? padded : p);
-    const std::vector<T> zeros(static_cast<size_t>(padded - p));
-    if (padded > p) chunk_grad_[0].upload(zeros.data(), padded - p, p);
+    for (int64_t c = 0; c < n_chunks; ++c) chunk_grad_.emplace_back(ops_, model_.param_count());
     model_.reserve(ops_, std::min(b, chunk));
     batch_ = b;
   }

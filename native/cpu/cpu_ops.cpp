@@ -397,8 +397,8 @@ void CpuOps<T>::paste_known(Mat<T> x, Mat<T> y, const T* mask) {
 }
 
 // Each row's squares are added in column order, eight rows side by side: one row at a time, every
-// addition waited for the one before it (W1's 19,700 gradients as rows of 64 took 17–18 µs
-// against 11–12 µs, measured alone).
+// addition waited for the one before it (19,700 values as rows of 64 took 17–18 µs against
+// 11–12 µs, measured alone).
 template <typename T>
 double CpuOps<T>::sum_row_norms(Mat<T> a) {
   constexpr int64_t kRows = 8;
@@ -414,6 +414,32 @@ double CpuOps<T>::sum_row_norms(Mat<T> a) {
     for (int64_t r = 0; r < rows; ++r) total += std::sqrt(sq[r]);
   }
   return total;
+}
+
+namespace {
+// A float is finite unless its exponent bits are all ones; OR-ing that test over the values
+// vectorises in every ISA clone, where a sum of row norms in double, the check this replaced, took
+// 7 % of a W1 training step at batch 128.
+NCSN_ISA_CLONES
+bool all_finite_f32(const float* a, int64_t n) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  uint32_t non_finite = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, a + i, sizeof bits);
+    non_finite |= (bits & kExponent) == kExponent;
+  }
+  return non_finite == 0;
+}
+bool all_finite_any(const float* a, int64_t n) { return all_finite_f32(a, n); }
+bool all_finite_any(const double* a, int64_t n) {
+  return std::all_of(a, a + n, [](double v) { return std::isfinite(v); });
+}
+}  // namespace
+
+template <typename T>
+bool CpuOps<T>::all_finite(const T* a, int64_t n) {
+  return all_finite_any(a, n);
 }
 
 template <typename T>

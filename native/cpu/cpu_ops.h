@@ -53,6 +53,7 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void corrector_step_size(T* step, Mat<T> s, Mat<T> z, double snr) override;
   void paste_known(Mat<T> x, Mat<T> y, const T* mask) override;
   double sum_row_norms(Mat<T> a) override;
+  bool all_finite(const T* a, int64_t n) override;
   void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
                      const int32_t* level) override;
   void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) override;

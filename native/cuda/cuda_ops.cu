@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -198,6 +199,12 @@ __global__ void ema_k(float* e, const float* p, int64_t n, float d, float rest) 
 
 __global__ void accumulate_k(float* dst, const float* src, int64_t n) {
   GRID_STRIDE(i, n) { dst[i] += src[i]; }
+}
+
+__global__ void find_non_finite_k(int32_t* found, const float* a, int64_t n) {
+  GRID_STRIDE(i, n) {
+    if (!(fabsf(a[i]) <= FLT_MAX)) *found = 1;  // ±inf or NaN; every thread that finds one writes 1
+  }
 }
 
 __global__ void gather_rows_k(float* out, const float* data, const int32_t* index, int64_t rows, int64_t cols) {
@@ -479,6 +486,16 @@ class CudaOps final : public Ops<float> {
     norm_partials_.download(&total, 1, NORM_BLOCKS);
     return total;
   }
+  bool all_finite(const float* a, int64_t n) override {
+    use();
+    if (!found_.data()) found_ = Array<int32_t>(*this, 1);
+    fill_int(found_.data(), 1, 0);
+    find_non_finite_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(found_.data(), a, n);
+    launch_check("all_finite");
+    int32_t found = 0;
+    found_.download(&found, 1);
+    return found == 0;
+  }
   void mixture_score(Mat<float> s, Mat<float> x, Mat<float> means, const float* log_weight, float var,
                      const float* sigma, const int32_t* level) override {
     mixture_score_k<<<grid_blocks(x.rows), GRID_THREADS, 0, stream_>>>(s.data, x.data, x.rows, x.cols, means.data, means.rows,
@@ -590,6 +607,7 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
   Array<double> norm_partials_;  // see norm_scratch()
+  Array<int32_t> found_;          // all_finite's flag
   StepRecording* recording_ = nullptr;  // while record_step records a step
   std::atomic<int64_t> graph_replays_{0};
 };

@@ -167,6 +167,14 @@ TEST(cuda_elementwise_ops_match_cpu) {
     const double want = cpu().sum_row_norms(mat(s, m, dd)), got = gpu().sum_row_norms(gsc.mat(m, dd));
     CHECK(std::fabs(got - want) <= 1e-12 * want, "sum_row_norms: gpu " << got << " vs cpu " << want);
   }
+  for (const float bad : {INFINITY, -INFINITY, NAN}) {
+    Vec v = random_values<float>(5000, 25);
+    auto gv = up(v);
+    CHECK(cpu().all_finite(v.data(), 5000) && gpu().all_finite(gv.data(), 5000), "all_finite of finite values");
+    v[4321] = bad;
+    gv = up(v);
+    CHECK(!cpu().all_finite(v.data(), 5000) && !gpu().all_finite(gv.data(), 5000), "all_finite missed " << bad);
+  }
 
   const int64_t p = 5000;
   Vec pp = random_values<float>(p, 20), g = random_values<float>(p, 21), mm = random_values<float>(p, 22, -0.1, 0.1),

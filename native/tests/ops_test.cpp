@@ -3,6 +3,7 @@
 // determinism.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -266,6 +267,30 @@ TEST(matmul_forward_sees_weights_changed_between_jobs) {
     check(y, w, "outside a job, after the weights changed");
     for (float& v : w) v = 0.5f - v;
   }
+}
+
+// all_finite in every position of whole vectors and of the tail past them, for ±inf and NaN, and
+// the largest finite float and the smallest subnormal taken as finite.
+TEST(all_finite_finds_every_non_finite_value) {
+  CpuOps<float> ops(1);
+  const float max = std::numeric_limits<float>::max(), tiny = std::numeric_limits<float>::denorm_min();
+  for (const int64_t n : {1, 15, 16, 67, 1000}) {
+    auto v = random_values<float>(n, 700 + static_cast<unsigned>(n), -1e30, 1e30);
+    v[0] = max;
+    v[n - 1] = -tiny;
+    CHECK(ops.all_finite(v.data(), n), n << " finite values");
+    for (int64_t i = 0; i < n; ++i)
+      for (const float bad : {INFINITY, -INFINITY, NAN}) {
+        const float keep = v[i];
+        v[i] = bad;
+        CHECK(!ops.all_finite(v.data(), n), bad << " at " << i << " of " << n);
+        v[i] = keep;
+      }
+  }
+  std::vector<double> d = {1.0, -2.0, std::numeric_limits<double>::max()};
+  CHECK(CpuOps<double>(1).all_finite(d.data(), 3), "finite doubles");
+  d[1] = NAN;
+  CHECK(!CpuOps<double>(1).all_finite(d.data(), 3), "NaN among doubles");
 }
 
 // Weights that give finite losses and an overflowing gradient: with W1 = 0 every h1 is softplus(0),
