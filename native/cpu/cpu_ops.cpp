@@ -76,9 +76,17 @@ T* scratch(size_t n) {
 // wᵀ (K×N) for matmul_forward. Inside a job the ops never write the weights they read
 // (Ops::run_chunks), so each thread transposes a weight once a job and its later chunks reuse the
 // copy: once a chunk, W1's transposes took 7–9 % of a training step. Outside a job, every call
-// transposes.
+// transposes, and so does every call with a weight of over a million bytes, into one scratch
+// buffer: its product costs a chunk's rows times the transpose, and kCopies such copies on every
+// thread would hold too much memory.
 template <typename T>
 const T* transposed_weight(Mat<T> w) {
+  constexpr int64_t kMaxCopied = (1 << 20) / static_cast<int64_t>(sizeof(T));
+  if (w.size() > kMaxCopied) {
+    T* t = scratch<T>(static_cast<size_t>(w.size()));
+    transpose(t, w.rows, w.data, w.cols, w.rows, w.cols);
+    return t;
+  }
   struct Copy {
     const T* src = nullptr;
     int64_t rows = 0, cols = 0;

@@ -238,34 +238,38 @@ TEST(transpose_moves_every_value) {
 
 // matmul_forward keeps a weight's transposed copy for the rest of a job: a new job, or a call
 // outside any, must see weights changed in place at the same address (Adam's step between two
-// training steps), and two weights of one job (an MLP's layers) must not be mixed up.
+// training steps), and two weights of one job (an MLP's layers) must not be mixed up. The second
+// shape is past the size it keeps copies of.
 TEST(matmul_forward_sees_weights_changed_between_jobs) {
-  const int64_t m = 24, k = 40, n = 32, chunk = 6;
-  CpuOps<float> ops(2);
-  auto x = random_values<float>(m * k, 601, -1, 1), w = random_values<float>(n * k, 602, -1, 1);
-  auto w2 = random_values<float>(n * k, 603, -1, 1);
-  auto check = [&](const std::vector<float>& y, const std::vector<float>& weight, const char* when) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double want = 0;
-        for (int64_t p = 0; p < k; ++p) want += static_cast<double>(x[i * k + p]) * weight[j * k + p];
-        CHECK(std::fabs(y[i * n + j] - want) <= 1e-5, when << ": y[" << i << "][" << j << "] = " << y[i * n + j]
-                                                            << ", want " << want);
-      }
-  };
-  std::vector<float> y(m * n), y2(m * n);
-  for (int round = 0; round < 3; ++round) {
-    ops.run_chunks(m / chunk, [&](int64_t c, int) {
-      const Mat<float> xc = mat(x, m, k).row_range(c * chunk, (c + 1) * chunk);
-      ops.matmul_forward(mat(y, m, n).row_range(c * chunk, (c + 1) * chunk), xc, mat(w, n, k));
-      ops.matmul_forward(mat(y2, m, n).row_range(c * chunk, (c + 1) * chunk), xc, mat(w2, n, k));
-    });
-    check(y, w, "a job's first weight");
-    check(y2, w2, "a job's second weight");
-    for (float& v : w) v = -0.5f * v + 0.25f;
-    ops.matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
-    check(y, w, "outside a job, after the weights changed");
-    for (float& v : w) v = 0.5f - v;
+  const int64_t shapes[][2] = {{32, 40}, {520, 512}};
+  for (const auto& shape : shapes) {
+    const int64_t m = 12, n = shape[0], k = shape[1], chunk = 3;
+    CpuOps<float> ops(2);
+    auto x = random_values<float>(m * k, 601, -1, 1), w = random_values<float>(n * k, 602, -1, 1);
+    auto w2 = random_values<float>(n * k, 603, -1, 1);
+    auto check = [&](const std::vector<float>& y, const std::vector<float>& weight, const char* when) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double want = 0;
+          for (int64_t p = 0; p < k; ++p) want += static_cast<double>(x[i * k + p]) * weight[j * k + p];
+          CHECK(std::fabs(y[i * n + j] - want) <= 1e-6 * static_cast<double>(k), n << "×" << k << ", " << when << ": y[" << i << "][" << j
+                                                             << "] = " << y[i * n + j] << ", want " << want);
+        }
+    };
+    std::vector<float> y(m * n), y2(m * n);
+    for (int round = 0; round < 3; ++round) {
+      ops.run_chunks(m / chunk, [&](int64_t c, int) {
+        const Mat<float> xc = mat(x, m, k).row_range(c * chunk, (c + 1) * chunk);
+        ops.matmul_forward(mat(y, m, n).row_range(c * chunk, (c + 1) * chunk), xc, mat(w, n, k));
+        ops.matmul_forward(mat(y2, m, n).row_range(c * chunk, (c + 1) * chunk), xc, mat(w2, n, k));
+      });
+      check(y, w, "a job's first weight");
+      check(y2, w2, "a job's second weight");
+      for (float& v : w) v = -0.5f * v + 0.25f;
+      ops.matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
+      check(y, w, "outside a job, after the weights changed");
+      for (float& v : w) v = 0.5f - v;
+    }
   }
 }
 
