@@ -84,6 +84,13 @@ struct PiecewiseTable {
       }
     for (int k = 0; k < N; ++k) g[k] = t[k] < 16.0f ? g[k] : zero;
   }
+  // g[k] = the polynomial at |x[k]|: both functions are built from it and the sign of x.
+  template <int N>
+  NCSN_VM void tails_at_abs(const V* x, V* g) const {
+    V t[N];
+    for (int k = 0; k < N; ++k) t[k] = x[k] < V{} ? -x[k] : x[k];
+    tails<N>(t, g);
+  }
 };
 
 // vm::softplus on N vectors in place.
@@ -93,9 +100,8 @@ struct SoftplusTable : PiecewiseTable<V> {
   template <int N>
   NCSN_VM void many(V* x) const {
     const V zero = {};
-    V t[N], g[N];
-    for (int k = 0; k < N; ++k) t[k] = x[k] < zero ? -x[k] : x[k];
-    this->template tails<N>(t, g);
+    V g[N];
+    this->template tails_at_abs<N>(x, g);
     for (int k = 0; k < N; ++k) x[k] = (x[k] < zero ? zero : x[k]) + g[k];
   }
 };
@@ -107,9 +113,8 @@ struct SigmoidTable : PiecewiseTable<V> {
   template <int N>
   NCSN_VM void many(V* x) const {
     const V zero = {};
-    V t[N], s[N];
-    for (int k = 0; k < N; ++k) t[k] = x[k] < zero ? -x[k] : x[k];
-    this->template tails<N>(t, s);
+    V s[N];
+    this->template tails_at_abs<N>(x, s);
     for (int k = 0; k < N; ++k) x[k] = x[k] >= zero ? 1.0f - s[k] : (x[k] < zero ? s[k] : x[k]);
   }
 };
