@@ -108,9 +108,10 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
 #pragma unroll
         for (int off = 8; off > 0; off /= 2) s[pp][d] += __shfl_xor_sync(0xffffffffu, s[pp][d], off, 16);
     }
-    __syncthreads();  // every lane has read h1ᵀ and x before x changes
 
-    // lane tx < 8 moves particle ty·8 + tx
+    // lane tx < 8 moves particle ty·8 + tx. No barrier first: layer 1's reads of x are behind the
+    // one above, and h1ᵀ is written again only after the one below (both orders of
+    // bench/emulate-cuda.sh pass without it).
 #pragma unroll
     for (int pp = 0; pp < 8; ++pp) {
       if (tx != pp) continue;
