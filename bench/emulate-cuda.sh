@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The whole CUDA backend (every file of native/cuda) run on the host, without a GPU: the native
 # tests' CUDA cases (cuda_parity.cpp, the op harness's CUDA rows) against the CPU backend, on the
-# emulated runtime of native/tests/emulation (blocks one after another, a block's threads as
-# fibers meeting at __syncthreads, device memory in host memory, stream capture and graph replay,
-# the tensor cores' tiles). It checks the kernels' arithmetic, index maps and barriers and the
-# backend's logic (fused paths, recorded steps, determinism) before a session with a GPU runs
-# them; it proves nothing of races between warps, memory errors or speed (bench/gpu-check.sh).
+# emulated runtime of native/tests/emulation (blocks one after another, a block's warps in turn
+# between barriers, its threads as fibers, device memory in host memory, stream capture and graph
+# replay, the tensor cores' tiles). It checks the kernels' arithmetic, index maps and barriers and
+# the backend's logic (fused paths, recorded steps, determinism) before a session with a GPU runs
+# them; it proves nothing of speed (bench/gpu-check.sh).
 #
 #   bash bench/emulate-cuda.sh [test-name-filter …]     (default: every test whose name says cuda)
+#
+#   EMU_ORDER=reverse           threads, warps and blocks in reverse order: a barrier missing
+#                               between two threads reads the old value in one order and the new
+#                               one in the other, so run both (ctest does)
+#   EMULATE_SANITIZE=address    built with AddressSanitizer: a read or write past a device
+#                               allocation or a shared array stops the run with its place, as
+#                               compute-sanitizer's memcheck does (a few times slower)
 #
 # Needs x86-64, g++ with C++20 and python3 (else it exits 77, which ctest counts as skipped), and
 # the CPU objects of the usual build (build/libncsn_core.a, or NCSN_CORE_LIB=path). The launches
@@ -86,10 +93,26 @@ inc=(-I"$root/native/tests/emulation" -I"$root/native" -I"$root/native/cuda")
 # -march=x86-64-v3: FMAs, which nvcc contracts a·b + c into as g++ then does
 cuda_flags=(-std=c++20 -O2 -w -march=x86-64-v3 -D__CUDA_ARCH__=900 -DNCSN_CUDA_ARCHS='"90-real"' "${inc[@]}")
 test_flags=(-std=c++20 -O1 -w -DNCSN_WITH_CUDA "${inc[@]}")
+# EMULATE_SANITIZE=address: every object and the link with AddressSanitizer (cudaMalloc is malloc
+# here, a static __shared__ array a static)
+sanitize=()
+objdir=$work
+if [ -n "${EMULATE_SANITIZE:-}" ]; then
+  [ "$EMULATE_SANITIZE" = address ] || { echo "emulate-cuda: EMULATE_SANITIZE takes only 'address'" >&2; exit 2; }
+  sanitize=(-fsanitize=address -fno-omit-frame-pointer)
+  echo 'int main() { return 0; }' | g++ "${sanitize[@]}" -x c++ - -o "$work/asan-probe" 2>/dev/null ||
+    { echo "emulate-cuda: skipped, g++ cannot link AddressSanitizer here (libasan)"; exit 77; }
+  # host leaks at exit are not what this looks for, and LeakSanitizer fails where ptrace is denied
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+  cuda_flags+=("${sanitize[@]}")
+  test_flags+=("${sanitize[@]}")
+  objdir=$work/asan
+  mkdir -p "$objdir"
+fi
 objects=()
-compile() {  # compile SOURCE FLAGS… into $work, in parallel; again (with EMULATE_WORK kept) when a header changed
+compile() {  # compile SOURCE FLAGS… into $objdir, in parallel; again (with EMULATE_WORK kept) when a header changed
   local source=$1; shift
-  local object="$work/$(echo "$source" | tr '/' '_').o"
+  local object="$objdir/$(echo "$source" | tr '/' '_').o"
   objects+=("$object")
   if [ ! -f "$object" ] || [ "$source" -nt "$object" ] ||
      [ -n "$(find "$root/native" \( -name '*.h' -o -name '*.cuh' \) -newer "$object" -print -quit)" ]; then
@@ -101,7 +124,7 @@ wait
 compile "$root/native/model/model.cpp" "${test_flags[@]}"
 for f in "$root"/native/tests/*.cpp; do compile "$f" "${test_flags[@]}"; done
 wait
-nice -n 19 g++ "${objects[@]}" "$lib" -lpthread -o "$work/emulated_tests"
-echo "emulate-cuda: built $work/emulated_tests"
+nice -n 19 g++ "${sanitize[@]}" "${objects[@]}" "$lib" -lpthread -o "$objdir/emulated_tests"
+echo "emulate-cuda: built $objdir/emulated_tests"
 if [ $# -eq 0 ]; then set -- cuda; fi
-nice -n 19 "$work/emulated_tests" "$@"
+nice -n 19 "$objdir/emulated_tests" "$@"

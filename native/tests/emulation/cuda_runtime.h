@@ -5,16 +5,18 @@
 //
 // A launch runs its blocks one after another on the calling thread. A block's threads are fibers
 // (a stack each and a switch of the callee-saved registers, x86-64 only; ucontext's switch makes
-// a system call for the signal mask and took 90 % of the time) run in turn: each runs until it reaches __syncthreads (or a warp shuffle) or returns,
-// and the next round starts when every live thread has arrived. Static __shared__ arrays are
-// function statics, one block at a time holds them; dynamic shared memory is a buffer per launch.
-// Device memory is host memory. A stream runs its work as it is queued, except while it is being
+// a system call for the signal mask and took 90 % of the time). Between two __syncthreads the
+// block's warps run one after another, each lane until it reaches the barrier or returns, the
+// lanes of a warp meeting at each shuffle (run_block). Static __shared__ arrays are function
+// statics, one block at a time holds them; dynamic shared memory is a buffer per launch. Device
+// memory is host memory. A stream runs its work as it is queued, except while it is being
 // captured: then launches are recorded as the nodes of a graph, which cudaGraphLaunch replays.
 //
-// What it proves: the arithmetic and the index maps, barriers placed where data cross threads
-// (a missing one reads the old value here too when the writer is a later thread), and the
-// record/replay logic. What it does not: races between warps that a real GPU interleaves, memory
-// errors past an allocation, timing. The tensor cores are emulated by native/tests/emulation/mma.h.
+// What it proves: the arithmetic and the index maps, the record/replay logic, and, run in both
+// orders (EMU_ORDER=reverse, reversed()), that no missing barrier changes a result: a race between
+// two threads reads the old value in one order and the new one in the other. What it does not:
+// races that no test's output shows, memory errors past an allocation, timing. The tensor cores
+// are emulated by native/tests/emulation/mma.h.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -26,6 +28,9 @@
 #include <stdexcept>
 #include <tuple>
 #include <vector>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #define __global__
 #define __device__
@@ -97,10 +102,14 @@ emu_switch:
   .size emu_switch, .-emu_switch
 )");
 
+// Where a thread stands: free to run on, stopped at a __syncthreads (its block meets there), at
+// a warp shuffle (its warp meets there), or at its end.
+enum class Stop : char { none, barrier, warp, done };
+
 struct Block {
   unsigned threads = 0;
   std::vector<void*> sp;  // each fiber's saved stack pointer
-  std::vector<char> done;
+  std::vector<Stop> stop;
   void* scheduler = nullptr;
   unsigned current = 0;
   const std::function<void()>* body = nullptr;
@@ -113,7 +122,7 @@ inline thread_local std::vector<double> shuffle_slots;
 
 [[noreturn]] inline void fiber_main() {
   (*block->body)();
-  block->done[block->current] = 1;
+  block->stop[block->current] = Stop::done;
   emu_switch(&block->sp[block->current], block->scheduler);
   __builtin_unreachable();
 }
@@ -121,6 +130,10 @@ inline thread_local std::vector<double> shuffle_slots;
 // A stack that emu_switch enters at fiber_main: six zero registers, then fiber_main as the return
 // address, placed so that fiber_main starts with the stack aligned as after a call.
 inline void* start_fiber(char* stack) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The frames of the stack's last fiber never returned: their red zones are still marked.
+  __asan_unpoison_memory_region(stack, kStackBytes);
+#endif
   auto top = reinterpret_cast<uintptr_t>(stack + kStackBytes) & ~uintptr_t(15);
   auto* slot = reinterpret_cast<void**>(top);
   *--slot = nullptr;  // fiber_main's own return address: it never returns
@@ -129,32 +142,66 @@ inline void* start_fiber(char* stack) {
   return slot;
 }
 
-// The calling fiber waits here until every live thread of its block has arrived.
-inline void yield_to_block() {
+// The calling fiber waits here until every live thread of its block (Stop::barrier), or every
+// lane of its warp (Stop::warp), has arrived.
+inline void stop_at(Stop where) {
   Block& b = *block;
+  b.stop[b.current] = where;
   emu_switch(&b.sp[b.current], b.scheduler);
 }
 
+// EMU_ORDER=reverse runs the warps of a block, the lanes of a warp and the blocks of a grid from the
+// last to the first. A race between two threads of a block (a barrier missing between a write and
+// a read, or a write over a value still to be read) gives the one result in one order and the
+// other in the other, so a kernel that matches the CPU in both orders has none that changes its
+// output; a kernel that reads another block's writes of the same launch fails in one order.
+inline bool reversed() {
+  static const bool r = [] {
+    const char* order = std::getenv("EMU_ORDER");
+    return order != nullptr && std::strcmp(order, "reverse") == 0;
+  }();
+  return r;
+}
+
+// Between two barriers the warps run one after another, each to the barrier, its lanes meeting
+// at every shuffle on the way: as on a GPU, a shuffle orders the lanes of one warp and nothing
+// else, so a barrier missing between warps is not hidden by a shuffle next to it.
 inline void run_block(unsigned threads, const std::function<void()>& body) {
   Block b;
   b.threads = threads;
   b.sp.resize(threads);
-  b.done.assign(threads, 0);
+  b.stop.assign(threads, Stop::none);
   b.body = &body;
   while (stacks.size() < threads) stacks.emplace_back(new char[kStackBytes]);
   for (unsigned t = 0; t < threads; ++t) b.sp[t] = start_fiber(stacks[t].get());
   Block* outer = block;
   block = &b;
+  const unsigned warps = (threads + 31) / 32;
   for (;;) {
-    bool live = false;
-    for (unsigned t = 0; t < threads; ++t) {
-      if (b.done[t]) continue;
-      live = true;
-      b.current = t;
-      threadIdx = dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
-      emu_switch(&b.scheduler, b.sp[t]);
+    bool at_barrier = false;
+    for (unsigned i = 0; i < warps; ++i) {
+      const unsigned w = reversed() ? warps - 1 - i : i, first = w * 32, end = std::min(threads, first + 32);
+      for (;;) {
+        for (unsigned j = first; j < end; ++j) {
+          const unsigned t = reversed() ? first + end - 1 - j : j;
+          if (b.stop[t] != Stop::none) continue;
+          b.current = t;
+          threadIdx = dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
+          emu_switch(&b.scheduler, b.sp[t]);
+        }
+        const auto at_shuffle = std::count(&b.stop[first], &b.stop[0] + end, Stop::warp);
+        if (at_shuffle == 0) break;
+        if (at_shuffle != static_cast<std::ptrdiff_t>(end - first)) {
+          block = outer;
+          throw std::logic_error("emulated CUDA: a warp shuffle that not every lane of the warp reached");
+        }
+        std::fill(&b.stop[first], &b.stop[0] + end, Stop::none);
+      }
+      for (unsigned t = first; t < end; ++t) at_barrier |= b.stop[t] == Stop::barrier;
     }
-    if (!live) break;
+    if (!at_barrier) break;
+    for (Stop& s : b.stop)
+      if (s == Stop::barrier) s = Stop::none;
   }
   block = outer;
 }
@@ -179,15 +226,18 @@ template <class... P>
 void run_kernel(dim3 grid, dim3 block_dim, size_t shared_bytes, void (*kernel)(P...), const std::tuple<P...>& args) {
   gridDim = grid;
   blockDim = block_dim;
-  dynamic_shared.assign(shared_bytes, 0xA5);  // not zero: a kernel must not rely on it
+  // Not zero: a kernel must not rely on it. A new buffer of exactly the launch's size, so that
+  // AddressSanitizer (bench/emulate-cuda.sh) sees a read past its end.
+  dynamic_shared = std::vector<unsigned char>(shared_bytes, 0xA5);
   const std::function<void()> body = [&] { std::apply(kernel, args); };
   const unsigned threads = block_dim.x * block_dim.y * block_dim.z;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        blockIdx = dim3(x, y, z);
-        run_block(threads, body);
-      }
+  const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
+  for (uint64_t i = 0; i < blocks; ++i) {
+    const uint64_t n = reversed() ? blocks - 1 - i : i;
+    blockIdx = dim3(static_cast<unsigned>(n % grid.x), static_cast<unsigned>(n / grid.x % grid.y),
+                    static_cast<unsigned>(n / (uint64_t{grid.x} * grid.y)));
+    run_block(threads, body);
+  }
 }
 
 template <size_t... I, class Tuple>
@@ -243,10 +293,10 @@ void emu_launch(dim3 grid, dim3 block_dim, size_t shared_bytes, cudaStream_t str
 // what `extern __shared__ T name[]` points at (bench/emulate-cuda.sh rewrites the declaration)
 inline unsigned char* emu_dynamic_shared() { return emu::dynamic_shared.data(); }
 
-inline void __syncthreads() { emu::yield_to_block(); }
+inline void __syncthreads() { emu::stop_at(emu::Stop::barrier); }
 
-// Every lane of the block writes its value, all meet, each reads its partner's, all meet again
-// (the kernels shuffle at the same point in every thread of a block, as the mask 0xffffffff says).
+// Every lane of the warp writes its value, all meet, each reads its partner's, all meet again (the
+// mask 0xffffffff says that every lane of the warp takes part).
 template <typename T>
 T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
   emu::Block& b = *emu::block;
@@ -255,9 +305,9 @@ T __shfl_xor_sync(unsigned, T v, int lane_mask, int width = 32) {
   const unsigned t = b.current, lane = t % 32, partner_lane = lane ^ static_cast<unsigned>(lane_mask);
   const unsigned partner = partner_lane / width == lane / width ? t - lane + partner_lane : t;
   slots[t] = static_cast<double>(v);
-  emu::yield_to_block();
+  emu::stop_at(emu::Stop::warp);
   const T got = static_cast<T>(slots[partner]);
-  emu::yield_to_block();
+  emu::stop_at(emu::Stop::warp);
   return got;
 }
 
