@@ -24,7 +24,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <tuple>
 #include <vector>
@@ -240,6 +242,23 @@ void run_kernel(dim3 grid, dim3 block_dim, size_t shared_bytes, void (*kernel)(P
   }
 }
 
+// The dynamic shared memory a kernel may launch with: 48 KiB, or what cudaFuncSetAttribute allowed
+// it (a GPU refuses a launch that asks for more).
+struct SharedLimits {
+  std::mutex mu;
+  std::map<const void*, size_t> bytes;
+};
+inline SharedLimits& shared_limits() {
+  static SharedLimits limits;
+  return limits;
+}
+inline size_t dynamic_shared_limit(const void* kernel) {
+  SharedLimits& l = shared_limits();
+  std::lock_guard<std::mutex> lock(l.mu);
+  const auto it = l.bytes.find(kernel);
+  return it == l.bytes.end() ? 48 * 1024 : it->second;
+}
+
 template <size_t... I, class Tuple>
 void set_from(Tuple& args, void** params, std::index_sequence<I...>) {
   ((std::get<I>(args) = *static_cast<std::tuple_element_t<I, Tuple>*>(params[I])), ...);
@@ -274,7 +293,8 @@ inline cudaError_t cudaGetLastError() {
 template <class... P, class... A>
 void emu_launch(dim3 grid, dim3 block_dim, size_t shared_bytes, cudaStream_t stream, void (*kernel)(P...), A&&... a) {
   static_assert(sizeof...(P) == sizeof...(A), "a launch passes one argument per kernel parameter");
-  if (block_dim.x * block_dim.y * block_dim.z > 1024 || grid.y > 65535 || grid.z > 65535 || grid.x == 0) {
+  if (block_dim.x * block_dim.y * block_dim.z > 1024 || grid.y > 65535 || grid.z > 65535 || grid.x == 0 ||
+      shared_bytes > emu::dynamic_shared_limit(reinterpret_cast<const void*>(kernel))) {
     emu_last_error() = cudaErrorInvalidValue;  // an invalid configuration, as a GPU refuses it
     return;
   }
@@ -397,8 +417,12 @@ inline cudaError_t cudaDriverGetVersion(int* v) {
 }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 template <typename F>
-cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int bytes) {
-  return bytes <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
+cudaError_t cudaFuncSetAttribute(F kernel, cudaFuncAttribute, int bytes) {
+  if (bytes < 0 || bytes > 227 * 1024) return cudaErrorInvalidValue;
+  emu::SharedLimits& l = emu::shared_limits();
+  std::lock_guard<std::mutex> lock(l.mu);
+  l.bytes[reinterpret_cast<const void*>(kernel)] = static_cast<size_t>(bytes);
+  return cudaSuccess;
 }
 template <typename F>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, F, int, size_t) {
