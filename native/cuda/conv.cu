@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "check.cuh"
+#include "grid.cuh"
 #include "image_ops.cuh"
 
 namespace ncsn {
@@ -312,13 +313,8 @@ __global__ void __launch_bounds__(BIAS_THREADS) bias_gradient_k(float* db, const
     const int64_t b = i / plane;
     s += dy[b * y_stride + co * plane + (i - b * plane)];
   }
-  shared[threadIdx.x] = s;
-  __syncthreads();
-  for (int half = BIAS_THREADS / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) db[co] = static_cast<float>(shared[0]);
+  const double total = block_sum<BIAS_THREADS>(s, shared);
+  if (threadIdx.x == 0) db[co] = static_cast<float>(total);
 }
 
 int64_t conv_out(int64_t in, int stride) { return (in - 1) / stride + 1; }

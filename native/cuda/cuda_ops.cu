@@ -114,16 +114,6 @@ __global__ void paste_known_k(float* x, const float* y, const float* mask, int64
 // then one block sums the partials the same way. The order depends on the shape alone.
 constexpr int NORM_BLOCKS = 256;
 
-__device__ double block_sum(double v, double* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  return shared[0];
-}
-
 __global__ void row_norm_partials_k(double* partial, const float* a, int64_t rows, int64_t cols) {
   __shared__ double shared[GRID_THREADS];
   double acc = 0;
@@ -136,13 +126,13 @@ __global__ void row_norm_partials_k(double* partial, const float* a, int64_t row
     }
     acc += sqrt(sq);
   }
-  const double total = block_sum(acc, shared);
+  const double total = block_sum<GRID_THREADS>(acc, shared);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
 __global__ void sum_partials_k(double* out, const double* partial) {
   __shared__ double shared[NORM_BLOCKS];
-  const double total = block_sum(partial[threadIdx.x], shared);
+  const double total = block_sum<NORM_BLOCKS>(partial[threadIdx.x], shared);
   if (threadIdx.x == 0) *out = total;
 }
 

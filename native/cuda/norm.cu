@@ -40,18 +40,6 @@ __device__ __forceinline__ float gradient_at(const Planes& dy, const Planes& y, 
   return out > 0.0f ? g : g * (out + 1.0f);
 }
 
-// Every thread gets the block's sum of v; the tree's shape depends on GRID_THREADS alone.
-__device__ double block_sum(double v, double* shared) {
-  __syncthreads();  // the previous call's readers are done with shared[0]
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = GRID_THREADS / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-    __syncthreads();
-  }
-  return shared[0];
-}
-
 // grid (c, n): mean[b·c + k] = μ_k in double; stats[2k] = μ_k and stats[2k + 1] = 1/s_k in float.
 __global__ void __launch_bounds__(GRID_THREADS) norm_moments_k(Planes x, double* mean, float* stats) {
   __shared__ double shared[GRID_THREADS];
@@ -59,10 +47,10 @@ __global__ void __launch_bounds__(GRID_THREADS) norm_moments_k(Planes x, double*
   const float* p = x.at(b, k);
   double s = 0;
   for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) s += p[i];
-  const double mu = block_sum(s, shared) / static_cast<double>(n);
+  const double mu = block_sum<GRID_THREADS>(s, shared) / static_cast<double>(n);
   double sq = 0;
   for (int64_t i = threadIdx.x; i < n; i += GRID_THREADS) sq += (p[i] - mu) * (p[i] - mu);
-  const double s2 = block_sum(sq, shared);
+  const double s2 = block_sum<GRID_THREADS>(sq, shared);
   if (threadIdx.x == 0) {
     float* st = stats + b * (2 * x.c + 2);
     mean[b * x.c + k] = mu;
@@ -120,8 +108,8 @@ __global__ void __launch_bounds__(GRID_THREADS) norm_gradient_sums_k(Planes dy, 
     sg += g;
     sgx += g * (p[i] - mu) * inv_s;
   }
-  sg = block_sum(sg, shared);
-  sgx = block_sum(sgx, shared);
+  sg = block_sum<GRID_THREADS>(sg, shared);
+  sgx = block_sum<GRID_THREADS>(sgx, shared);
   if (threadIdx.x == 0) {
     sums[2 * (b * x.c + k)] = sg;
     sums[2 * (b * x.c + k) + 1] = sgx;
