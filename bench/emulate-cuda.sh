@@ -9,7 +9,7 @@
 #
 #   bash bench/emulate-cuda.sh [test-name-filter …]     (default: every test whose name says cuda)
 #
-#   EMU_ORDER=reverse           threads, warps and blocks in reverse order: a barrier missing
+#   EMULATE_ORDER=reverse       threads, warps and blocks in reverse order: a barrier missing
 #                               between two threads reads the old value in one order and the new
 #                               one in the other, so run both (ctest does)
 #   EMULATE_SANITIZE=address    built with AddressSanitizer: a read or write past a device

@@ -13,10 +13,11 @@
 // captured: then launches are recorded as the nodes of a graph, which cudaGraphLaunch replays.
 //
 // What it proves: the arithmetic and the index maps, the record/replay logic, and, run in both
-// orders (EMU_ORDER=reverse, reversed()), that no missing barrier changes a result: a race between
-// two threads reads the old value in one order and the new one in the other. What it does not:
-// races that no test's output shows, memory errors past an allocation, timing. The tensor cores
-// are emulated by native/tests/emulation/mma.h.
+// orders (EMULATE_ORDER=reverse, reversed()), that no missing barrier changes a result: a race
+// between two threads reads the old value in one order and the new one in the other; built with
+// AddressSanitizer (bench/emulate-cuda.sh), that no kernel reads or writes past an allocation or a
+// shared array. What it does not: races that no test's output shows, timing. The tensor cores are
+// emulated by native/tests/emulation/mma.h.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -152,14 +153,14 @@ inline void stop_at(Stop where) {
   emu_switch(&b.sp[b.current], b.scheduler);
 }
 
-// EMU_ORDER=reverse runs the warps of a block, the lanes of a warp and the blocks of a grid from the
-// last to the first. A race between two threads of a block (a barrier missing between a write and
+// EMULATE_ORDER=reverse runs the warps of a block, the lanes of a warp and the blocks of a grid
+// from the last to the first. A race between two threads of a block (a barrier missing between a write and
 // a read, or a write over a value still to be read) gives the one result in one order and the
 // other in the other, so a kernel that matches the CPU in both orders has none that changes its
 // output; a kernel that reads another block's writes of the same launch fails in one order.
 inline bool reversed() {
   static const bool r = [] {
-    const char* order = std::getenv("EMU_ORDER");
+    const char* order = std::getenv("EMULATE_ORDER");
     return order != nullptr && std::strcmp(order, "reverse") == 0;
   }();
   return r;
