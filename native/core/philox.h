@@ -134,17 +134,28 @@ NCSN_HD void sincos_2pi_portable(float u, float& s, float& c) {
   }
 }
 
-// Four standard normals from one Philox block, by Box-Muller on two pairs of uniforms.
+// Two standard normals from two words, by Box-Muller.
+NCSN_HD void box_muller(uint32_t w1, uint32_t w2, float& n1, float& n2) {
+  const float r = sqrtf(-2.0f * log_portable(uniform_open01(w1)));
+  float s, c;
+  sincos_2pi_portable(uniform_open01(w2), s, c);
+  n1 = r * c;
+  n2 = r * s;
+}
+
+// Four standard normals from one Philox block: Box-Muller on words 0 and 1, then on 2 and 3.
 NCSN_HD void normals_from_block(const Philox4& b, float out[4]) {
-  for (int p = 0; p < 2; ++p) {
-    const float u1 = uniform_open01(b.v[2 * p]);
-    const float u2 = uniform_open01(b.v[2 * p + 1]);
-    const float r = sqrtf(-2.0f * log_portable(u1));
-    float s, c;
-    sincos_2pi_portable(u2, s, c);
-    out[2 * p] = r * c;
-    out[2 * p + 1] = r * s;
-  }
+  box_muller(b.v[0], b.v[1], out[0], out[1]);
+  box_muller(b.v[2], b.v[3], out[2], out[3]);
+}
+
+// normals_from_block(b)[q] alone, from the one pair it needs (q in 0…3). The words are selected,
+// not indexed by q (which would put b in a GPU thread's local memory), and Box-Muller runs once
+// whichever pair a lane needs, so the lanes of a warp run it together.
+NCSN_HD float normal_of_block(const Philox4& b, int q) {
+  float n1, n2;
+  box_muller(q < 2 ? b.v[0] : b.v[2], q < 2 ? b.v[1] : b.v[3], n1, n2);
+  return q % 2 == 0 ? n1 : n2;
 }
 
 // An integer in [0, bound) from one word (Lemire's multiply-shift; the bias is below

@@ -15,9 +15,18 @@ namespace {
 constexpr int H = 128;        // width this kernel is written for
 constexpr int P = 128;        // particles per block
 constexpr int THREADS = 256;  // 16×16 threads, each owning 8 particles × 8 hidden units
-constexpr int MAX_D = 8;
 
 __device__ __forceinline__ float softplus(float z) { return fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z))); }
+
+// softplus on the multi-function unit's exp2 and log2 (__expf, __logf): 6 instructions where
+// softplus above takes about 70 (PTX for sm_90), and the Langevin kernel evaluates 128 per thread
+// and step beside its 8,448 FMAs (D = 2). Error, from the CUDA Programming Guide's bounds for the
+// two intrinsics (__expf within 2 + 1.173|x| ulp, __logf within 2^-21.41 absolute on [0.5, 2]): at
+// most 1.2e-7 from the exp, 6e-8 from rounding 1 + e and 3.6e-7 from the log, so log1p(e^-|z|) is
+// within 5.5e-7 absolute for every z; the final sum rounds as the accurate one's does. A Langevin
+// step adds noise of √α (0.32 at W1's last level). Training keeps the accurate softplus: its
+// gradients must match the op-by-op path's to 1e-6.
+__device__ __forceinline__ float softplus_fast(float z) { return fmaxf(z, 0.0f) + __logf(1.0f + __expf(-fabsf(z))); }
 
 struct LevelArgs {
   float* x;
@@ -71,7 +80,7 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
       float z = sh.bias1[j];
 #pragma unroll
       for (int d = 0; d < D; ++d) z = fmaf(sh.w1[j * D + d], sh.x[p * D + d], z);
-      sh.h1t[e] = softplus(z);
+      sh.h1t[e] = softplus_fast(z);
     }
     __syncthreads();
 
@@ -99,7 +108,7 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
 #pragma unroll
       for (int jj = 0; jj < 8; ++jj) {
         const int j = tx * 8 + jj;
-        const float h2 = softplus(acc[pp][jj] + sh.bias2[j]);
+        const float h2 = softplus_fast(acc[pp][jj] + sh.bias2[j]);
 #pragma unroll
         for (int d = 0; d < D; ++d) s[pp][d] = fmaf(sh.w3[d * H + j], h2, s[pp][d]);
       }
@@ -109,34 +118,31 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
         for (int off = 8; off > 0; off /= 2) s[pp][d] += __shfl_xor_sync(0xffffffffu, s[pp][d], off, 16);
     }
 
-    // lane tx < 8 moves particle ty·8 + tx. No barrier first: layer 1's reads of x are behind the
-    // one above, and h1ᵀ is written again only after the one below (both orders of
-    // bench/emulate-cuda.sh pass without it).
-#pragma unroll
-    for (int pp = 0; pp < 8; ++pp) {
-      if (tx != pp) continue;
-      const int p = ty * 8 + pp;
+    // The update, one element of x per lane: the 8 particles of row ty have 8·D elements, and after
+    // the sums above every lane of the row holds all of their scores. Lane tx takes elements tx,
+    // tx + 16, …, each drawing only the normal it needs, so the row's Philox blocks and Box-Muller
+    // run once with the lanes side by side (one lane per particle in turn ran them 8 times over).
+    // No barrier first: layer 1's reads of x are behind the one above, and h1ᵀ is written again
+    // only after the one below (both orders of bench/emulate-cuda.sh pass without it).
+    for (int e = tx; e < 8 * D; e += 16) {
+      const int d = e % D, p = ty * 8 + e / D;
       const int64_t gp = p0 + p;
       if (gp >= a.n) continue;
-      float z[MAX_D + 3];
-      if (!denoising) {
-        // elements gp·D … gp·D + D − 1 of the stream, four per Philox block
-        const RngStream rs{a.seed, RngPurpose::sample_noise, a.first_step + static_cast<uint64_t>(t)};
-        const uint64_t e0 = static_cast<uint64_t>(gp) * D;
-        for (uint64_t b = e0 / 4; b * 4 < e0 + D; ++b) {
-          float w[4];
-          normals_from_block(philox_block(rs, static_cast<uint32_t>(b)), w);
-          for (int q = 0; q < 4; ++q) {
-            const int64_t at = static_cast<int64_t>(b * 4 + q) - static_cast<int64_t>(e0);
-            if (at >= 0 && at < D) z[at] = w[q];
-          }
-        }
-      }
+      float sum = 0.0f;  // s[e / D][d], selected: indexing s by a variable would put it in local memory
 #pragma unroll
-      for (int d = 0; d < D; ++d) {
-        const float score = (s[pp][d] + sh.b3[d]) * inv_sigma;
-        sh.x[p * D + d] += denoising ? a.denoise * score : a.drift * score + a.diffusion * z[d];
+      for (int pp = 0; pp < 8; ++pp)
+#pragma unroll
+        for (int dd = 0; dd < D; ++dd)
+          if (pp * D + dd == e) sum = s[pp][dd];
+      const float score = (sum + sh.b3[d]) * inv_sigma;
+      float z = 0.0f;
+      if (!denoising) {
+        // element gp·D + d of the stream, the op-by-op path's draw of it
+        const RngStream rs{a.seed, RngPurpose::sample_noise, a.first_step + static_cast<uint64_t>(t)};
+        const uint64_t ge = static_cast<uint64_t>(gp) * D + d;
+        z = normal_of_block(philox_block(rs, static_cast<uint32_t>(ge / 4)), static_cast<int>(ge % 4));
       }
+      sh.x[p * D + d] += denoising ? a.denoise * score : a.drift * score + a.diffusion * z;
     }
     __syncthreads();
   }

@@ -117,6 +117,8 @@ TEST(every_cpu_normal_kernel_draws_the_portable_normals) {
         float want[4];
         normals_from_block(philox_block(s, static_cast<uint32_t>(e / 4)), want);
         CHECK(z[j] == want[e % 4], "kernel " << isa << ": normal " << e << " is " << z[j] << ", want " << want[e % 4]);
+        CHECK(normal_of_block(philox_block(s, static_cast<uint32_t>(e / 4)), static_cast<int>(e % 4)) == want[e % 4],
+              "normal_of_block: normal " << e);
       }
     }
   }

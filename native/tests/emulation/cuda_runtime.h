@@ -316,6 +316,11 @@ inline unsigned char* emu_dynamic_shared() { return emu::dynamic_shared.data(); 
 
 inline void __syncthreads() { emu::stop_at(emu::Stop::barrier); }
 
+// The multi-function unit's exp and log, here the host's, more accurate: the comparisons with the
+// CPU that the emulation runs hold to the GPU's bounds either way.
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+
 // Every lane of the warp writes its value, all meet, each reads its partner's, all meet again (the
 // mask 0xffffffff says that every lane of the warp takes part).
 template <typename T>
