@@ -97,21 +97,29 @@ int main(int argc, char** argv) {
                 kernel, gpu.name.c_str(), static_cast<long long>(rows), unit, rate, flops, rate * flops / 1e12, peak / 1e12, rate * flops / peak);
   };
 
-  {  // a Langevin level at σ_L, 20 steps per launch, as `bench --workload w1` samples
+  // a Langevin level at σ_L, 20 steps per launch, as `bench --workload w1` samples; with `tf32`,
+  // the hidden product on the tensor cores (its fraction is of the FP32 peak, for comparison)
+  auto langevin = [&](const char* kernel, Ops<float>& backend) {
     const int64_t steps = 20, launches = 10;
-    Array<float> x(*ops, particles * D);
+    MlpFastPaths<float>* paths = backend.mlp_fast_paths();
+    Array<float> x(backend, particles * D);
     x.upload(uniform(static_cast<size_t>(particles * D), 2, -8, 8).data(), particles * D);
     const float alpha = 0.1f;
-    const std::string why = fast->langevin_unavailable(shape);
+    const std::string why = paths->langevin_unavailable(shape);
     double seconds = 0;
     if (why.empty())
       seconds = median_seconds(x, [&] {
         for (int64_t l = 0; l < launches; ++l)
-          fast->langevin_level(shape, params.data(), ginv.data(), LEVELS - 1, x.mat(particles, D), steps, alpha / 2,
-                               std::sqrt(alpha), 7, static_cast<uint64_t>(l * steps), 0.0f, nullptr);
+          paths->langevin_level(shape, params.data(), ginv.data(), LEVELS - 1, x.mat(particles, D), steps, alpha / 2,
+                                std::sqrt(alpha), 7, static_cast<uint64_t>(l * steps), 0.0f, nullptr);
       });
-    report("fused_langevin", particles, why, "particle_steps_per_s", why.empty() ? particles * steps * launches / seconds : 0,
+    report(kernel, particles, why, "particle_steps_per_s", why.empty() ? particles * steps * launches / seconds : 0,
            2 * forward_fmas() + ACTIVATION_FLOPS * 2 * H);
+  };
+  langevin("fused_langevin", *ops);
+  if (gpu.cc_major >= 8) {
+    auto tensor_cores = make_cuda_ops(0, Precision::tf32);  // the same GPU, so the same memory
+    langevin("fused_langevin_tf32", *tensor_cores);
   }
   {  // a DSM training step's forward, loss and backward at W1's GPU batch
     const int64_t launches = 200;

@@ -346,7 +346,7 @@ class CudaOps final : public Ops<float> {
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     size_t free_bytes = 0;
     cuda_check(cudaMemGetInfo(&free_bytes, &memory_bytes_), "cudaMemGetInfo");
-    fused_ = std::make_unique<FusedMlp>(device, stream_, *this);
+    fused_ = std::make_unique<FusedMlp>(device, stream_, *this, tf32_);
     image_ops_ = std::make_unique<CudaImageOps>(stream_, *this, precision);
   }
   ~CudaOps() override {

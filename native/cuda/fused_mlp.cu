@@ -1,8 +1,11 @@
 // One block runs 128 particles through every Langevin step of a level. Per step:
 //   h1 = softplus(W1 x + b1 + E1[i])             (computed straight into shared memory, transposed)
-//   z2 = h1 W2ᵀ, a 128×128×128 product           (8×8 outputs per thread, operands from shared memory)
+//   z2 = h1 W2ᵀ, a 128×128×128 product           (FP32: 8×8 outputs per thread, operands from shared
+//                                                  memory; TF32: on the tensor cores, through it)
 //   s  = (W3 softplus(z2 + b2 + E2[i]) + b3)/σ_i  (partial dot products reduced across 16 lanes)
 //   x ← x + drift·s + diffusion·z                 (z: the same Philox elements as the op-by-op path)
+#include <mma.h>
+
 #include <algorithm>
 #include <string>
 
@@ -15,6 +18,9 @@ namespace {
 constexpr int H = 128;        // width this kernel is written for
 constexpr int P = 128;        // particles per block
 constexpr int THREADS = 256;  // 16×16 threads, each owning 8 particles × 8 hidden units
+// Row length of W2ᵀ, h1ᵀ and the tensor cores' z2 in shared memory: 4 floats past the 128 put the
+// rows of a WMMA tile on other banks and keep every row 16-byte aligned.
+constexpr int LD = H + 4;
 
 __device__ __forceinline__ float softplus(float z) { return fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z))); }
 
@@ -41,23 +47,64 @@ struct LevelArgs {
 
 template <int D>
 struct Shared {
-  float w2t[H * H];  // W2ᵀ: w2t[k·H + j] = W2[j][k]
-  float h1t[H * P];  // h1ᵀ: h1t[k·P + p]
+  float w2t[H * LD];  // W2ᵀ: w2t[k·LD + j] = W2[j][k]
+  float h1t[H * LD];  // h1ᵀ: h1t[k·LD + p]; on the tensor cores z2 then takes its place, z2[p·LD + j]
   float w1[H * D];
   float w3[D * H];
   float bias1[H], bias2[H], b3[D];
   float x[P * D];
 };
 
+// An operand of layer 2 as it is stored: rounded to TF32 for the tensor cores (the op-by-op
+// product rounds its inputs the same way), else as it is.
+template <bool TensorCores>
+__device__ __forceinline__ float layer2_operand(float v) {
+#if __CUDA_ARCH__ >= 800
+  if constexpr (TensorCores) return nvcuda::wmma::__float_to_tf32(v);
+#endif
+  return v;
+}
+
+// z2 = h1 W2ᵀ on the tensor cores, left in shared memory in place of h1ᵀ: each of the 8 warps
+// computes 32 × 64 of the 128 × 128 product as 2 × 4 WMMA tiles of 16 × 16 × 8 in TF32,
+// accumulated in FP32. A is h1ᵀ read column-major, B is W2ᵀ row-major, both as stored.
 template <int D>
+__device__ __forceinline__ void layer2_tensor_cores(Shared<D>& sh, int tid) {
+#if __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  const int warp = tid / 32, wm = (warp / 2) * 32, wn = (warp % 2) * 64;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2][4];
+  for (auto& row : c)
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  for (int k = 0; k < H; k += 8) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fa[2];
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[4];
+    for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &sh.h1t[k * LD + wm + 16 * i], LD);
+    for (int j = 0; j < 4; ++j) wmma::load_matrix_sync(fb[j], &sh.w2t[k * LD + wn + 16 * j], LD);
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 4; ++j) wmma::mma_sync(c[i][j], fa[i], fb[j], c[i][j]);
+  }
+  __syncthreads();  // every warp has read h1ᵀ before z2 overwrites it
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      wmma::store_matrix_sync(&sh.h1t[(wm + 16 * i) * LD + wn + 16 * j], c[i][j], LD, wmma::mem_row_major);
+  __syncthreads();
+#else
+  (void)sh;
+  (void)tid;
+  __trap();  // the host launches this variant on compute capability 8.0 and later only
+#endif
+}
+
+template <int D, bool TensorCores>
 __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
-  extern __shared__ __align__(16) unsigned char raw[];
+  extern __shared__ __align__(32) unsigned char raw[];  // 32: WMMA tiles start 32-byte aligned
   Shared<D>& sh = *reinterpret_cast<Shared<D>*>(raw);
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * P;
   const float inv_sigma = *a.inv_sigma;
 
-  for (int i = tid; i < H * H; i += THREADS) sh.w2t[(i % H) * H + i / H] = a.w2[i];
+  for (int i = tid; i < H * H; i += THREADS) sh.w2t[(i % H) * LD + i / H] = layer2_operand<TensorCores>(a.w2[i]);
   for (int i = tid; i < H * D; i += THREADS) sh.w1[i] = a.w1[i];
   for (int i = tid; i < D * H; i += THREADS) sh.w3[i] = a.w3[i];
   for (int i = tid; i < H; i += THREADS) {
@@ -80,23 +127,31 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
       float z = sh.bias1[j];
 #pragma unroll
       for (int d = 0; d < D; ++d) z = fmaf(sh.w1[j * D + d], sh.x[p * D + d], z);
-      sh.h1t[e] = softplus_fast(z);
+      sh.h1t[j * LD + p] = layer2_operand<TensorCores>(softplus_fast(z));
     }
     __syncthreads();
 
-    // layer 2: acc[pp][jj] = Σ_k h1[p][k] W2[j][k]
+    // layer 2: acc[pp][jj] = Σ_k h1[p][k] W2[j][k] for p = ty·8 + pp, j = tx·8 + jj
     float acc[8][8] = {};
-    for (int k = 0; k < H; ++k) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&sh.h1t[k * P + ty * 8]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&sh.h1t[k * P + ty * 8 + 4]);
-      const float4 c0 = *reinterpret_cast<const float4*>(&sh.w2t[k * H + tx * 8]);
-      const float4 c1 = *reinterpret_cast<const float4*>(&sh.w2t[k * H + tx * 8 + 4]);
-      const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-      const float bv[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+    if constexpr (TensorCores) {
+      layer2_tensor_cores(sh, tid);
 #pragma unroll
       for (int pp = 0; pp < 8; ++pp)
 #pragma unroll
-        for (int jj = 0; jj < 8; ++jj) acc[pp][jj] = fmaf(av[pp], bv[jj], acc[pp][jj]);
+        for (int jj = 0; jj < 8; ++jj) acc[pp][jj] = sh.h1t[(ty * 8 + pp) * LD + tx * 8 + jj];
+    } else {
+      for (int k = 0; k < H; ++k) {
+        const float4 a0 = *reinterpret_cast<const float4*>(&sh.h1t[k * LD + ty * 8]);
+        const float4 a1 = *reinterpret_cast<const float4*>(&sh.h1t[k * LD + ty * 8 + 4]);
+        const float4 c0 = *reinterpret_cast<const float4*>(&sh.w2t[k * LD + tx * 8]);
+        const float4 c1 = *reinterpret_cast<const float4*>(&sh.w2t[k * LD + tx * 8 + 4]);
+        const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bv[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+#pragma unroll
+        for (int pp = 0; pp < 8; ++pp)
+#pragma unroll
+          for (int jj = 0; jj < 8; ++jj) acc[pp][jj] = fmaf(av[pp], bv[jj], acc[pp][jj]);
+      }
     }
 
     // output layer: this thread's 8 hidden units' share of s, then a sum over the 16 lanes of a row
@@ -153,14 +208,21 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
   }
 }
 
-template <int D>
+template <int D, bool TensorCores>
 void launch(const LevelArgs& a, cudaStream_t stream) {
   const size_t bytes = sizeof(Shared<D>);
-  cuda_check(cudaFuncSetAttribute(langevin_level_k<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+  auto* kernel = langevin_level_k<D, TensorCores>;
+  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
              "fused Langevin: shared memory");
   const unsigned blocks = static_cast<unsigned>((a.n + P - 1) / P);
-  langevin_level_k<D><<<blocks, THREADS, bytes, stream>>>(a);
+  kernel<<<blocks, THREADS, bytes, stream>>>(a);
   launch_check("fused Langevin level");
+}
+
+template <int D>
+void launch(const LevelArgs& a, bool tf32, cudaStream_t stream) {
+  if (tf32) launch<D, true>(a, stream);
+  else launch<D, false>(a, stream);
 }
 
 
@@ -347,7 +409,7 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
 
 template <int D>
 __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
-  extern __shared__ __align__(16) unsigned char raw[];
+  extern __shared__ __align__(32) unsigned char raw[];  // as the Langevin kernel declares it
   TrainShared<D>& sh = *reinterpret_cast<TrainShared<D>*>(raw);
   float* g = a.partials + static_cast<int64_t>(blockIdx.x) * a.param_count;
   for (int64_t i = threadIdx.x; i < a.param_count; i += THREADS) g[i] = 0.0f;
@@ -430,7 +492,8 @@ std::string shared_problem(const char* kernel, size_t need, size_t limit) {
 
 }  // namespace
 
-FusedMlp::FusedMlp(int device, cudaStream_t stream, Device& memory) : stream_(stream), memory_(memory) {
+FusedMlp::FusedMlp(int device, cudaStream_t stream, Device& memory, bool tf32)
+    : stream_(stream), memory_(memory), tf32_(tf32) {
   int limit = 0;
   cuda_check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "shared memory limit");
   shared_limit_ = static_cast<size_t>(limit);
@@ -456,11 +519,11 @@ bool FusedMlp::langevin_level(const MlpShape& shape, const float* params, const 
   const LevelArgs a{x.data, x.rows, at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), inv_sigma + level, level,
                     steps, drift, diffusion, denoise, seed, first_step};
   switch (shape.data_dim) {
-    case 1: launch<1>(a, stream_); break;
-    case 2: launch<2>(a, stream_); break;
-    case 3: launch<3>(a, stream_); break;
-    case 4: launch<4>(a, stream_); break;
-    default: launch<8>(a, stream_); break;
+    case 1: launch<1>(a, tf32_, stream_); break;
+    case 2: launch<2>(a, tf32_, stream_); break;
+    case 3: launch<3>(a, tf32_, stream_); break;
+    case 4: launch<4>(a, tf32_, stream_); break;
+    default: launch<8>(a, tf32_, stream_); break;
   }
   ++langevin_runs_;
   return true;

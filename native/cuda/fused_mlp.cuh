@@ -10,8 +10,9 @@ namespace ncsn {
 
 class FusedMlp final : public MlpFastPaths<float> {
  public:
-  // memory: the backend whose caching allocator holds the per-block gradients.
-  FusedMlp(int device, cudaStream_t stream, Device& memory);
+  // memory: the backend whose caching allocator holds the per-block gradients. tf32: sampling's
+  // hidden product on the tensor cores (compute capability 8.0 and later; training stays FP32).
+  FusedMlp(int device, cudaStream_t stream, Device& memory, bool tf32);
   bool langevin_level(const MlpShape& shape, const float* params, const float* inv_sigma, int32_t level,
                       Mat<float> x, int64_t steps, float drift, float diffusion, uint64_t seed, uint64_t first_step,
                       float denoise, const std::atomic<bool>* cancel) override;
@@ -24,6 +25,7 @@ class FusedMlp final : public MlpFastPaths<float> {
  private:
   cudaStream_t stream_;
   Device& memory_;
+  bool tf32_;
   size_t shared_limit_ = 0;  // the most shared memory one block may opt into on this GPU
   int multiprocessors_ = 0;
   int64_t resident_train_blocks_[9] = {};  // by data dimension, found at the first training step

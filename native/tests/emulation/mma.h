@@ -57,9 +57,10 @@ void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float value) {
 template <class Use, int M, int N, int K, class T, class Layout, class E>
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const E* p, unsigned ld) {
   using S = typename fragment<Use, M, N, K, T, Layout>::shape;
-  static_assert(std::is_same_v<Layout, row_major>, "the kernels load row-major tiles");
+  constexpr bool row = std::is_same_v<Layout, row_major>;
+  static_assert(row || std::is_same_v<Layout, col_major>, "a matrix fragment is row- or column-major");
   for (int i = 0; i < S::rows; ++i)
-    for (int j = 0; j < S::cols; ++j) f.v[i][j] = element_value(p[i * ld + j]);
+    for (int j = 0; j < S::cols; ++j) f.v[i][j] = element_value(row ? p[i * ld + j] : p[j * ld + i]);
 }
 
 template <int M, int N, int K, class T, class La, class Lb>
