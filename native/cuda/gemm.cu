@@ -59,6 +59,34 @@ __global__ void __launch_bounds__(256) gemm_tiled(GpuGemm g) {
   }
 }
 
+// C = A·B for a product with few columns (a score layer's D outputs): a warp per row of C, its lanes
+// splitting K and finishing the sums by shuffles. A 64 × 64 tile would compute 64 columns to keep
+// n of them: for W1's output layer, half as many FMAs again as its hidden layer.
+constexpr int NARROW_N = 16;
+constexpr int NARROW_THREADS = 256;
+
+__global__ void __launch_bounds__(NARROW_THREADS) gemm_narrow(GpuGemm g) {
+  const int lane = threadIdx.x % 32;
+  const int64_t m = (static_cast<int64_t>(blockIdx.x) * NARROW_THREADS + threadIdx.x) / 32;
+  if (m >= g.m) return;  // the whole warp: m is the warp's
+  float acc[NARROW_N] = {};
+  for (int64_t k = lane; k < g.k; k += 32) {
+    const float a = g.a[m * g.a_row + k * g.a_col];
+#pragma unroll
+    for (int n = 0; n < NARROW_N; ++n)
+      if (n < g.n) acc[n] = fmaf(a, g.b[k * g.b_row + n * g.b_col], acc[n]);
+  }
+#pragma unroll
+  for (int n = 0; n < NARROW_N; ++n) {
+    if (n >= g.n) break;
+    for (int off = 16; off > 0; off /= 2) acc[n] += __shfl_xor_sync(0xffffffffu, acc[n], off);
+    if (lane == 0) {
+      float* c = g.c + m * g.ldc + n;
+      *c = g.accumulate ? *c + acc[n] : acc[n];
+    }
+  }
+}
+
 // The same 64×64 tiles on the tensor cores: four warps, each 32×32 of C as 2×2 WMMA fragments of
 // 16×16×8 in TF32, accumulated in FP32; C goes through shared memory so edges and `accumulate` work.
 __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
@@ -114,6 +142,13 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
 
 void gemm_gpu(const GpuGemm& g, cudaStream_t stream, bool tf32) {
   if (g.m == 0 || g.n == 0) return;
+  if (g.n <= NARROW_N) {  // FP32 whatever the precision: it reads each input once either way
+    const int64_t blocks = (g.m + NARROW_THREADS / 32 - 1) / (NARROW_THREADS / 32);
+    if (blocks > 0x7fffffff) throw std::invalid_argument("matrix product of " + std::to_string(g.m) + " rows is larger than one launch covers");
+    gemm_narrow<<<static_cast<unsigned>(blocks), NARROW_THREADS, 0, stream>>>(g);
+    launch_check("gemm_narrow");
+    return;
+  }
   // Rows (batch or particles, up to 2³¹ − 1 tiles) on grid.x; columns (layer widths) on grid.y,
   // whose limit of 65,535 tiles is 4,194,240 columns.
   const int64_t row_tiles = (g.m + BM - 1) / BM, col_tiles = (g.n + BN - 1) / BN;

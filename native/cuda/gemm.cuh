@@ -19,7 +19,8 @@ struct GpuGemm {
 };
 
 // tf32: multiply on the tensor cores with TF32 inputs (10-bit mantissa) and FP32 accumulation, on
-// GPUs of compute capability 8.0 and later; elsewhere, and when false, plain FP32.
+// GPUs of compute capability 8.0 and later; elsewhere, when false, and for products of at most 16
+// columns (a warp per row then), plain FP32.
 void gemm_gpu(const GpuGemm& g, cudaStream_t stream, bool tf32 = false);
 
 }  // namespace ncsn

@@ -113,7 +113,8 @@ TEST(cuda_matmul_matches_cpu) {
 
 TEST(cuda_matmul_takes_more_rows_than_grid_y_allows) {
   // 65,535 tiles of 64 rows is where grid.y ends; the op-by-op sampler reaches it at 5 M particles.
-  const int64_t m = 65535 * 64 + 101, k = 3, n = 5;
+  // 17 columns: the tiled kernel's (16 and fewer take a warp per row).
+  const int64_t m = 65535 * 64 + 101, k = 3, n = 17;
   Vec x = random_values<float>(m * k, 60), w = random_values<float>(n * k, 61), y(m * n);
   cpu().matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
   auto gx = up(x), gw = up(w);
