@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "check.cuh"
+#include "gemm.cuh"
 #include "grid.cuh"
 #include "image_ops.cuh"
 
@@ -292,16 +293,6 @@ __global__ void __launch_bounds__(TC_THREADS) conv_gemm_tc(P p, int k_len) {
 #endif
 }
 
-// dw[i] = Σ_slices partial[slice][i], in slice order.
-__global__ void add_slices_k(float* dw, const float* partial, int slices, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = 0.0f;
-    for (int j = 0; j < slices; ++j) s += partial[j * n + i];
-    dw[i] = s;
-  }
-}
-
 // A block per output channel: db[co] = Σ over the batch's pixels of dy, in double, in a fixed tree.
 constexpr int BIAS_THREADS = 256;
 __global__ void __launch_bounds__(BIAS_THREADS) bias_gradient_k(float* db, const float* dy, int64_t images,
@@ -385,9 +376,7 @@ void CudaImageOps::conv3x3_backward(Tensor4<float> dx, float* dw, float* db, Ten
     BackwardWeightsProblem p = pw;
     p.partial = partial.data();
     run_gemm(p, slices, static_cast<int>(k_len), precision_, stream_, "conv3x3_backward (weights)");
-    const int64_t blocks = std::min<int64_t>((weights + 255) / 256, 65535);
-    add_slices_k<<<static_cast<unsigned>(blocks), 256, 0, stream_>>>(dw, partial.data(), slices, weights);
-    launch_check("conv3x3_backward (weights, slices)");
+    add_slices(dw, partial.data(), slices, weights, stream_);
   }
 
   if (!dx.data) return;

@@ -405,7 +405,12 @@ class CudaOps final : public Ops<float> {
   void matmul_backward(Mat<float> dx, Mat<float> dw, Mat<float> dy, Mat<float> x, Mat<float> w) override {
     const int64_t m = dy.rows, n = dy.cols, k = x.cols;
     if (dx.data) gemm_gpu({dx.data, k, dy.data, n, 1, w.data, k, 1, m, k, n, false}, stream_, tf32_);
-    gemm_gpu({dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false}, stream_, tf32_);
+    // dW sums over the batch: a long K and, for a layer of width 128, four tiles of C
+    const GpuGemm gw{dw.data, k, dy.data, 1, n, x.data, k, 1, n, k, m, false};
+    const int64_t slices = gemm_k_slices(gw);
+    if (slices == 1) return gemm_gpu(gw, stream_, tf32_);
+    Array<float> partial(*this, slices * n * k);
+    gemm_gpu_k_sliced(gw, partial.data(), slices, stream_, tf32_);
   }
   void add_bias_forward(Mat<float> y, const float* b, Mat<float> e, const int32_t* level) override {
     add_bias_forward_k<<<grid_blocks(y.size()), GRID_THREADS, 0, stream_>>>(y.data, y.rows, y.cols, b, e.data, level);

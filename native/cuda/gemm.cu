@@ -1,5 +1,6 @@
 #include <mma.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -12,23 +13,35 @@ namespace {
 // 64×64 tiles of C, 16 deep in K, 256 threads each computing a 4×4 block in registers.
 constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
 
+// The rows of K that block z sums, and where its C is (GpuGemm::k_slice).
+struct KSlice {
+  int64_t begin, end;
+  float* c;
+};
+__device__ __forceinline__ KSlice k_slice_of(const GpuGemm& g) {
+  if (g.k_slice == 0) return {0, g.k, g.c};
+  const int64_t z = blockIdx.z, begin = z * g.k_slice;
+  return {begin, min(g.k, begin + g.k_slice), g.c + z * g.m * g.ldc};
+}
+
 __global__ void __launch_bounds__(256) gemm_tiled(GpuGemm g) {
   __shared__ float as[BK][BM];
   __shared__ float bs[BK][BN];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  const KSlice ks = k_slice_of(g);
   float acc[TM][TN] = {};
-  for (int64_t k0 = 0; k0 < g.k; k0 += BK) {
+  for (int64_t k0 = ks.begin; k0 < ks.end; k0 += BK) {
     // Load so that neighbouring threads read neighbouring addresses whichever way the operand runs.
     for (int i = threadIdx.x; i < BM * BK; i += blockDim.x) {
       const int mm = g.a_col == 1 ? i / BK : i % BM, kk = g.a_col == 1 ? i % BK : i / BM;
       const int64_t m = m0 + mm, k = k0 + kk;
-      as[kk][mm] = (m < g.m && k < g.k) ? g.a[m * g.a_row + k * g.a_col] : 0.0f;
+      as[kk][mm] = (m < g.m && k < ks.end) ? g.a[m * g.a_row + k * g.a_col] : 0.0f;
     }
     for (int i = threadIdx.x; i < BN * BK; i += blockDim.x) {
       const int nn = g.b_col == 1 ? i % BN : i / BK, kk = g.b_col == 1 ? i / BN : i % BK;
       const int64_t n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = (n < g.n && k < g.k) ? g.b[k * g.b_row + n * g.b_col] : 0.0f;
+      bs[kk][nn] = (n < g.n && k < ks.end) ? g.b[k * g.b_row + n * g.b_col] : 0.0f;
     }
     __syncthreads();
 #pragma unroll
@@ -53,7 +66,7 @@ __global__ void __launch_bounds__(256) gemm_tiled(GpuGemm g) {
     for (int j = 0; j < TN; ++j) {
       const int64_t n = n0 + tx * TN + j;
       if (n >= g.n) continue;
-      float* c = g.c + m * g.ldc + n;
+      float* c = ks.c + m * g.ldc + n;
       *c = g.accumulate ? *c + acc[i][j] : acc[i][j];
     }
   }
@@ -98,19 +111,20 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
   __shared__ __align__(32) float cs[BM][BN + PAD];
   const int warp = threadIdx.x / 32, wm = (warp / 2) * 32, wn = (warp % 2) * 32;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  const KSlice ks = k_slice_of(g);
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
   for (auto& row : acc)
     for (auto& f : row) wmma::fill_fragment(f, 0.0f);
-  for (int64_t k0 = 0; k0 < g.k; k0 += BK) {
+  for (int64_t k0 = ks.begin; k0 < ks.end; k0 += BK) {
     for (int i = threadIdx.x; i < BM * BK; i += blockDim.x) {
       const int mm = g.a_col == 1 ? i / BK : i % BM, kk = g.a_col == 1 ? i % BK : i / BM;
       const int64_t m = m0 + mm, k = k0 + kk;
-      as[mm][kk] = wmma::__float_to_tf32((m < g.m && k < g.k) ? g.a[m * g.a_row + k * g.a_col] : 0.0f);
+      as[mm][kk] = wmma::__float_to_tf32((m < g.m && k < ks.end) ? g.a[m * g.a_row + k * g.a_col] : 0.0f);
     }
     for (int i = threadIdx.x; i < BN * BK; i += blockDim.x) {
       const int nn = g.b_col == 1 ? i % BN : i / BK, kk = g.b_col == 1 ? i / BN : i % BK;
       const int64_t n = n0 + nn, k = k0 + kk;
-      bs[kk][nn] = wmma::__float_to_tf32((n < g.n && k < g.k) ? g.b[k * g.b_row + n * g.b_col] : 0.0f);
+      bs[kk][nn] = wmma::__float_to_tf32((n < g.n && k < ks.end) ? g.b[k * g.b_row + n * g.b_col] : 0.0f);
     }
     __syncthreads();
 #pragma unroll
@@ -132,11 +146,50 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
     const int mm = i / BN, nn = i % BN;
     const int64_t m = m0 + mm, n = n0 + nn;
     if (m >= g.m || n >= g.n) continue;
-    float* c = g.c + m * g.ldc + n;
+    float* c = ks.c + m * g.ldc + n;
     *c = g.accumulate ? *c + cs[mm][nn] : cs[mm][nn];
   }
 #endif
 }
+
+}  // namespace
+
+namespace {
+
+// out[i] = Σ_s partial[s·n + i], in slice order.
+__global__ void add_slices_k(float* out, const float* partial, int64_t slices, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0.0f;
+    for (int64_t j = 0; j < slices; ++j) s += partial[j * n + i];
+    out[i] = s;
+  }
+}
+
+// The tiles of C, times `slices` slices of K on grid.z.
+void launch_tiles(const GpuGemm& g, int64_t slices, cudaStream_t stream, bool tf32) {
+  // Rows (batch or particles, up to 2³¹ − 1 tiles) on grid.x; columns (layer widths) on grid.y,
+  // whose limit of 65,535 tiles is 4,194,240 columns.
+  const int64_t row_tiles = (g.m + BM - 1) / BM, col_tiles = (g.n + BN - 1) / BN;
+  if (row_tiles > 0x7fffffff || col_tiles > 65535)
+    throw std::invalid_argument("matrix product of " + std::to_string(g.m) + "×" + std::to_string(g.n) +
+                                " is larger than one launch covers");
+  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles), static_cast<unsigned>(slices));
+  if (tf32) {
+    gemm_tf32<<<grid, 128, 0, stream>>>(g);
+    launch_check("gemm_tf32");
+  } else {
+    gemm_tiled<<<grid, 256, 0, stream>>>(g);
+    launch_check("gemm_tiled");
+  }
+}
+
+// A slice of K is at least this long: a block then does 256 × 64 × 64 FMAs for the 64 × 64 partial
+// sums it writes. Slices stop where the product has this many blocks (an H100 has 132
+// multiprocessors) or 64 slices, whichever comes first.
+constexpr int64_t MIN_SLICE_K = 256, SLICED_BLOCKS = 256, MAX_SLICES = 64;
+
+int64_t slice_length(const GpuGemm& g, int64_t slices) { return ((g.k + slices - 1) / slices + BK - 1) / BK * BK; }
 
 }  // namespace
 
@@ -149,20 +202,34 @@ void gemm_gpu(const GpuGemm& g, cudaStream_t stream, bool tf32) {
     launch_check("gemm_narrow");
     return;
   }
-  // Rows (batch or particles, up to 2³¹ − 1 tiles) on grid.x; columns (layer widths) on grid.y,
-  // whose limit of 65,535 tiles is 4,194,240 columns.
-  const int64_t row_tiles = (g.m + BM - 1) / BM, col_tiles = (g.n + BN - 1) / BN;
-  if (row_tiles > 0x7fffffff || col_tiles > 65535)
-    throw std::invalid_argument("matrix product of " + std::to_string(g.m) + "×" + std::to_string(g.n) +
-                                " is larger than one launch covers");
-  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles));
-  if (tf32) {
-    gemm_tf32<<<grid, 128, 0, stream>>>(g);
-    launch_check("gemm_tf32");
-  } else {
-    gemm_tiled<<<grid, 256, 0, stream>>>(g);
-    launch_check("gemm_tiled");
-  }
+  launch_tiles(g, 1, stream, tf32);
+}
+
+int64_t gemm_k_slices(const GpuGemm& g) {
+  if (g.m == 0 || g.n == 0 || g.n <= NARROW_N || g.accumulate) return 1;
+  const int64_t tiles = ((g.m + BM - 1) / BM) * ((g.n + BN - 1) / BN);
+  const int64_t wanted = std::min({g.k / MIN_SLICE_K, SLICED_BLOCKS / tiles, MAX_SLICES});
+  if (wanted < 2) return 1;
+  const int64_t length = slice_length(g, wanted);
+  return (g.k + length - 1) / length;
+}
+
+void gemm_gpu_k_sliced(const GpuGemm& g, float* partial, int64_t slices, cudaStream_t stream, bool tf32) {
+  if (g.accumulate || g.n <= NARROW_N || g.ldc != g.n)
+    throw std::logic_error("gemm_gpu_k_sliced: not a product gemm_k_slices splits, or C is not dense");
+  GpuGemm sliced = g;
+  sliced.c = partial;
+  sliced.ldc = g.n;
+  sliced.k_slice = slice_length(g, slices);
+  const int64_t used = (g.k + sliced.k_slice - 1) / sliced.k_slice;
+  launch_tiles(sliced, used, stream, tf32);
+  add_slices(g.c, partial, used, g.m * g.n, stream);
+}
+
+void add_slices(float* out, const float* partial, int64_t slices, int64_t n, cudaStream_t stream) {
+  const int64_t blocks = std::min<int64_t>((n + 255) / 256, 65535);
+  add_slices_k<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(out, partial, slices, n);
+  launch_check("add_slices");
 }
 
 }  // namespace ncsn

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "cpu/cpu_ops.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/gemm.cuh"
 #include "w1.h"
 
 using namespace ncsn;
@@ -92,10 +93,15 @@ TEST(cuda_philox_matches_cpu) {
 }
 
 TEST(cuda_matmul_matches_cpu) {
-  const int64_t shapes[][3] = {{64, 128, 128}, {513, 2, 128}, {300, 128, 2}, {37, 70, 13}};
+  // m × k inputs, n outputs: the tiles, a warp per row (n ≤ 16), and dW over batches long enough
+  // to be summed in slices of K (5000 rows: 19 slices; 4096: 16)
+  const int64_t shapes[][3] = {{64, 128, 128}, {513, 2, 128}, {300, 128, 2}, {37, 70, 13}, {5000, 128, 128}, {4096, 40, 64}};
   unsigned seed = 1;
   for (const auto& sh : shapes) {
     const int64_t m = sh[0], k = sh[1], n = sh[2];
+    // dW = dyᵀ x as CudaOps::matmul_backward asks for it
+    const int64_t slices = gemm_k_slices({nullptr, k, nullptr, 1, n, nullptr, k, 1, n, k, m, false});
+    CHECK((slices > 1) == (m >= 4096), "dW over " << m << " rows in " << slices << " slices");
     Vec x = random_values<float>(m * k, seed++), w = random_values<float>(n * k, seed++), dy = random_values<float>(m * n, seed++);
     Vec y(m * n), dx(m * k), dw(n * k);
     cpu().matmul_forward(mat(y, m, n), mat(x, m, k), mat(w, n, k));
