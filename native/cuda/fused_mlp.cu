@@ -252,10 +252,16 @@ __device__ __forceinline__ float sigmoid(float z) {
   return z >= 0.0f ? r : e * r;
 }
 
+// Row length of the transposed activations h1ᵀ and dz2ᵀ: R rows of a unit, 16-byte aligned for
+// float4 reads, and 4 past R so that layer 1's and dz2's writes (consecutive units) spread over 8
+// banks, not 2.
+constexpr int RT = R + 4;
+
 template <int D>
 struct TrainShared {
-  float z1[R * H], h1[R * H], z2[R * H], h2[R * H];  // z1, z2 later hold dz1, dz2
-  float w2s[16 * H];                                  // 16 columns of W2, transposed: w2s[kk·H + j]
+  float z1[R * H], z2[R * H], h2[R * H];  // z1, z2 later hold dz1, dz2
+  float h1t[H * RT], dz2t[H * RT];        // h1ᵀ[k·RT + r], dz2ᵀ[j·RT + r]: a unit's rows side by side
+  float w2s[16 * H];                      // 16 columns of W2, transposed: w2s[kk·H + j]
   float xt[R * D], s[R * D], dy[R * D];
   int32_t level[R];
 };
@@ -277,7 +283,7 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
 #pragma unroll
     for (int d = 0; d < D; ++d) z = fmaf(a.w1[j * D + d], sh.xt[r * D + d], z);
     sh.z1[e] = z;
-    sh.h1[e] = softplus(z);
+    sh.h1t[j * RT + r] = softplus(z);
   }
 
   // layer 2: thread owns hidden unit j for rows rb…rb+7; W2 comes in through shared memory 16 columns at a time
@@ -294,8 +300,11 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
 #pragma unroll
       for (int kk = 0; kk < 16; ++kk) {
         const float w = sh.w2s[kk * H + j];
+        const float4 h0 = *reinterpret_cast<const float4*>(&sh.h1t[(k0 + kk) * RT + rb]);
+        const float4 h4 = *reinterpret_cast<const float4*>(&sh.h1t[(k0 + kk) * RT + rb + 4]);
+        const float hv[8] = {h0.x, h0.y, h0.z, h0.w, h4.x, h4.y, h4.z, h4.w};
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = fmaf(sh.h1[(rb + i) * H + k0 + kk], w, acc[i]);
+        for (int i = 0; i < 8; ++i) acc[i] = fmaf(hv[i], w, acc[i]);
       }
     }
 #pragma unroll
@@ -349,7 +358,9 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
     float dh = 0.0f;
 #pragma unroll
     for (int d = 0; d < D; ++d) dh = fmaf(sh.dy[r * D + d], a.w3[d * H + j], dh);
-    sh.z2[e] = dh * sigmoid(sh.z2[e]);
+    const float dz = dh * sigmoid(sh.z2[e]);
+    sh.z2[e] = dz;
+    sh.dz2t[j * RT + r] = dz;
   }
   __syncthreads();
 
@@ -363,15 +374,29 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
     }
     g[a.o_b2 + tid] += acc;
   }
-  // fc2.weight: dW2[j][k] = Σ_r dz2[r][j] h1[r][k]; thread owns column k for 64 rows j
+  // fc2.weight: dW2[j][k] = Σ_r dz2[r][j] h1[r][k]; thread owns rows jb…jb+7 and the 8 columns
+  // k0 + 16·b, 64 FMAs for each 8 + 8 values it reads (two shared reads per FMA before). Columns 16
+  // apart put a warp's reads of h1ᵀ on 8 banks (8 apart, they would all share one) and its writes
+  // of a row on consecutive addresses.
   {
-    const int k = tid % H, jb = (tid / H) * 64;
-    for (int j = jb; j < jb + 64; ++j) {
-      float acc = 0.0f;
+    const int jb = (tid / 16) * 8, k0 = tid % 16;
+    float acc[8][8] = {};
+    for (int r = 0; r < R; ++r) {
+      const float4 d0 = *reinterpret_cast<const float4*>(&sh.z2[r * H + jb]);
+      const float4 d4 = *reinterpret_cast<const float4*>(&sh.z2[r * H + jb + 4]);
+      const float dv[8] = {d0.x, d0.y, d0.z, d0.w, d4.x, d4.y, d4.z, d4.w};
+      float hv[8];
 #pragma unroll
-      for (int r = 0; r < R; ++r) acc = fmaf(sh.z2[r * H + j], sh.h1[r * H + k], acc);
-      g[a.o_w2 + static_cast<int64_t>(j) * H + k] += acc;
+      for (int b = 0; b < 8; ++b) hv[b] = sh.h1t[(k0 + 16 * b) * RT + r];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int b = 0; b < 8; ++b) acc[i][b] = fmaf(dv[i], hv[b], acc[i][b]);
     }
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int b = 0; b < 8; ++b) g[a.o_w2 + static_cast<int64_t>(jb + i) * H + k0 + 16 * b] += acc[i][b];
   }
   // dz1 = (dz2 W2) ⊙ sigmoid(z1), in place of z1; thread owns column k for 8 rows
   {
@@ -379,8 +404,11 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
     float acc[8] = {};
     for (int j = 0; j < H; ++j) {
       const float w = a.w2[j * H + k];
+      const float4 d0 = *reinterpret_cast<const float4*>(&sh.dz2t[j * RT + rb]);
+      const float4 d4 = *reinterpret_cast<const float4*>(&sh.dz2t[j * RT + rb + 4]);
+      const float dv[8] = {d0.x, d0.y, d0.z, d0.w, d4.x, d4.y, d4.z, d4.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[i] = fmaf(sh.z2[(rb + i) * H + j], w, acc[i]);
+      for (int i = 0; i < 8; ++i) acc[i] = fmaf(dv[i], w, acc[i]);
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
