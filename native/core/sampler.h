@@ -184,20 +184,12 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
                         static_cast<uint64_t>(r0 * d));
     });
   };
-  // x += drift · s + diffusion · z chunk by chunk: with the sizes known on the host (the predictor),
-  // or where corrector_step_size left them on the device.
-  auto move = [&](double drift, double diffusion) {
+  // x += drift · s + diffusion · z chunk by chunk, `step` given each chunk's x, s and z: with the
+  // sizes known on the host (the predictor), or where corrector_step_size left them on the device.
+  auto move = [&](const auto& step) {
     ops.run_chunks(n_chunks, [&](int64_t c, int) {
       const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk);
-      ops.langevin_step(x.row_range(r0, r1), score.mat(n, d).row_range(r0, r1), noise.mat(n, d).row_range(r0, r1),
-                        static_cast<T>(drift), static_cast<T>(diffusion));
-    });
-  };
-  auto move_sized = [&](const T* size) {
-    ops.run_chunks(n_chunks, [&](int64_t c, int) {
-      const int64_t r0 = c * chunk, r1 = std::min(n, r0 + chunk);
-      ops.langevin_step_sized(x.row_range(r0, r1), score.mat(n, d).row_range(r0, r1), noise.mat(n, d).row_range(r0, r1),
-                              size);
+      step(x.row_range(r0, r1), score.mat(n, d).row_range(r0, r1), noise.mat(n, d).row_range(r0, r1));
     });
   };
 
@@ -208,7 +200,7 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
     const auto corrector = [&](uint64_t k) {
       score_and_noise(li, k);
       ops.corrector_step_size(corrector_size.data(), score.mat(n, d), noise.mat(n, d), s.snr);
-      move_sized(corrector_size.data());
+      move([&](Mat<T> xc, Mat<T> sc, Mat<T> zc) { ops.langevin_step_sized(xc, sc, zc, corrector_size.data()); });
     };
     const std::unique_ptr<RecordedStep> recorded = s.graphs && steps > 1 ? ops.record_step(first, corrector) : nullptr;
     for (int64_t t = 0; t < steps; ++t) {
@@ -221,7 +213,8 @@ bool predictor_corrector(Ops<T>& ops, ScoreModel<T>& model, const T* params, Mat
     const double next = i + 1 < levels ? s.sigmas[i + 1] : 0.0;
     const double var = s.sigmas[i] * s.sigmas[i] - next * next;
     score_and_noise(li, first + static_cast<uint64_t>(steps));
-    move(var, s.denoise && i == levels - 1 ? 0.0 : std::sqrt(var));
+    const T drift = static_cast<T>(var), diffusion = static_cast<T>(s.denoise && i == levels - 1 ? 0.0 : std::sqrt(var));
+    move([&](Mat<T> xc, Mat<T> sc, Mat<T> zc) { ops.langevin_step(xc, sc, zc, drift, diffusion); });
     if (cancelled(s) || !progress({i, steps})) return false;
   }
   return true;
