@@ -266,6 +266,36 @@ struct TrainShared {
   int32_t level[R];
 };
 
+// Column `col` of a per-level bias's gradient: v[r·H + col] of the tile's rows summed per level in
+// row order, then one read-modify-write of g's row for each level present, the reads issued
+// together. Adding row by row into g chained 16 dependent trips to memory per tile.
+__device__ __forceinline__ void add_level_sums(float* g, const int32_t* level, const float* v, int rows, int col) {
+  int lv[R];
+  float vr[R], sum[R], old[R];
+  bool first[R];  // row r is the first of its level in the tile
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    lv[r] = level[r];
+    vr[r] = r < rows ? v[r * H + col] : 0.0f;
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    first[r] = r < rows;
+#pragma unroll
+    for (int q = 0; q < r; ++q) first[r] = first[r] && lv[q] != lv[r];
+    sum[r] = 0.0f;
+#pragma unroll
+    for (int q = r; q < R; ++q)
+      if (q < rows && lv[q] == lv[r]) sum[r] += vr[q];
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    if (first[r]) old[r] = g[static_cast<int64_t>(lv[r]) * H + col];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    if (first[r]) g[static_cast<int64_t>(lv[r]) * H + col] = old[r] + sum[r];
+}
+
 // One tile of R rows: forward, loss, and the tile's gradient added into g. Every gradient element
 // has one owning thread, the same in every tile, so the additions need no atomics.
 template <int D>
@@ -367,12 +397,9 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
   // fc2.bias, fc2.level_bias: column j belongs to one thread, so the per-level sums need no atomics
   if (tid < H) {
     float acc = 0.0f;
-    for (int r = 0; r < rows; ++r) {
-      const float v = sh.z2[r * H + tid];
-      acc += v;
-      g[a.o_e2 + static_cast<int64_t>(sh.level[r]) * H + tid] += v;
-    }
+    for (int r = 0; r < rows; ++r) acc += sh.z2[r * H + tid];
     g[a.o_b2 + tid] += acc;
+    add_level_sums(g + a.o_e2, sh.level, sh.z2, rows, tid);
   }
   // fc2.weight: dW2[j][k] = Σ_r dz2[r][j] h1[r][k]; thread owns rows jb…jb+7 and the 8 columns
   // k0 + 16·b, 64 FMAs for each 8 + 8 values it reads (two shared reads per FMA before). Columns 16
@@ -425,11 +452,11 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
     for (int r = 0; r < rows; ++r) {
       const float v = sh.z1[r * H + tid];
       acc += v;
-      g[a.o_e1 + static_cast<int64_t>(sh.level[r]) * H + tid] += v;
 #pragma unroll
       for (int d = 0; d < D; ++d) dw[d] = fmaf(v, sh.xt[r * D + d], dw[d]);
     }
     g[a.o_b1 + tid] += acc;
+    add_level_sums(g + a.o_e1, sh.level, sh.z1, rows, tid);
 #pragma unroll
     for (int d = 0; d < D; ++d) g[a.o_w1 + tid * D + d] += dw[d];
   }
