@@ -252,6 +252,14 @@ __device__ __forceinline__ float sigmoid(float z) {
   return z >= 0.0f ? r : e * r;
 }
 
+// Lanes per output of the training kernel's score layer: as many as the block has for its R·D
+// outputs, at most 8 (16 units each), a power of two (2 for D = 8, 4 for D = 3 and 4, 8 below).
+__host__ __device__ constexpr int output_lanes(int d) {
+  int lanes = 8;
+  while (lanes > 1 && R * d * lanes > THREADS) lanes /= 2;
+  return lanes;
+}
+
 // Row length of the transposed activations h1ᵀ and dz2ᵀ: R rows of a unit, 16-byte aligned for
 // float4 reads, and 4 past R so that layer 1's and dz2's writes (consecutive units) spread over 8
 // banks, not 2.
@@ -347,12 +355,20 @@ __device__ void dsm_train_tile(const TrainArgs& a, TrainShared<D>& sh, float* g,
   }
   __syncthreads();
 
-  // output layer, loss and dL/dy (y = W3 h2 + b3, s = y / σ)
-  for (int e = tid; e < R * D; e += THREADS) {
-    const int r = e / D, d = e % D;
-    float y = a.b3[d];
-    for (int j = 0; j < H; ++j) y = fmaf(a.w3[d * H + j], sh.h2[r * H + j], y);
-    sh.s[e] = y * a.inv_sigma[sh.level[r]];
+  // output layer, loss and dL/dy (y = W3 h2 + b3, s = y / σ): OUT_LANES neighbouring lanes per
+  // output, each over every OUT_LANES-th unit, then a sum across them (one warp of 128-long chains
+  // held up the other seven at the barrier below)
+  {
+    constexpr int OUT_LANES = output_lanes(D);
+    const int e = tid / OUT_LANES, part = tid % OUT_LANES;
+    if (e < R * D) {  // whole warps: R·D·OUT_LANES is a multiple of 32
+      const int r = e / D, d = e % D;
+      float y = 0.0f;
+      for (int j = part; j < H; j += OUT_LANES) y = fmaf(a.w3[d * H + j], sh.h2[r * H + j], y);
+#pragma unroll
+      for (int off = OUT_LANES / 2; off > 0; off /= 2) y += __shfl_xor_sync(0xffffffffu, y, off, OUT_LANES);
+      if (part == 0) sh.s[e] = (y + a.b3[d]) * a.inv_sigma[sh.level[r]];
+    }
   }
   __syncthreads();
   if (tid < R) {
