@@ -152,10 +152,6 @@ __global__ void __launch_bounds__(128) gemm_tf32(GpuGemm g) {
 #endif
 }
 
-}  // namespace
-
-namespace {
-
 // out[i] = Σ_s partial[s·n + i], in slice order.
 __global__ void add_slices_k(float* out, const float* partial, int64_t slices, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
