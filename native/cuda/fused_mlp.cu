@@ -136,9 +136,13 @@ __global__ void __launch_bounds__(THREADS) langevin_level_k(LevelArgs a) {
     if constexpr (TensorCores) {
       layer2_tensor_cores(sh, tid);
 #pragma unroll
-      for (int pp = 0; pp < 8; ++pp)
+      for (int pp = 0; pp < 8; ++pp) {
+        const float4 z0 = *reinterpret_cast<const float4*>(&sh.h1t[(ty * 8 + pp) * LD + tx * 8]);
+        const float4 z4 = *reinterpret_cast<const float4*>(&sh.h1t[(ty * 8 + pp) * LD + tx * 8 + 4]);
+        const float row[8] = {z0.x, z0.y, z0.z, z0.w, z4.x, z4.y, z4.z, z4.w};
 #pragma unroll
-        for (int jj = 0; jj < 8; ++jj) acc[pp][jj] = sh.h1t[(ty * 8 + pp) * LD + tx * 8 + jj];
+        for (int jj = 0; jj < 8; ++jj) acc[pp][jj] = row[jj];
+      }
     } else {
       for (int k = 0; k < H; ++k) {
         const float4 a0 = *reinterpret_cast<const float4*>(&sh.h1t[k * LD + ty * 8]);
