@@ -11,6 +11,7 @@
 
 #include "check.cuh"
 #include "fused_mlp.cuh"
+#include "gemm.cuh"
 
 namespace ncsn {
 namespace {
@@ -234,7 +235,7 @@ void launch(const LevelArgs& a, bool tf32, cudaStream_t stream) {
 //
 // A grid sized to fill the GPU once; block b takes the tiles of R rows b, b + blocks, … and adds
 // their gradient into its own slice of `partials` (the parameter layout of mlp_layout), which
-// reduce_partials_k sums in block order. No float atomics, so on one GPU a step repeats bit for bit
+// add_slices sums in block order. No float atomics, so on one GPU a step repeats bit for bit
 // and a resumed run continues exactly; the memory is blocks × parameters whatever the batch.
 
 constexpr int R = 16;  // rows per tile
@@ -495,22 +496,11 @@ __global__ void __launch_bounds__(THREADS) dsm_train_k(TrainArgs a) {
   }
 }
 
-__global__ void reduce_partials_k(float* out, const float* partials, int64_t blocks, int64_t n) {
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float s = 0.0f;
-    for (int64_t b = 0; b < blocks; ++b) s += partials[b * n + p];
-    out[p] = s;
-  }
-}
-
 template <int D>
 void launch_train(const TrainArgs& a, unsigned blocks, float* grads, cudaStream_t stream) {
   dsm_train_k<D><<<blocks, THREADS, sizeof(TrainShared<D>), stream>>>(a);
   launch_check("fused DSM forward/backward");
-  const unsigned rb = static_cast<unsigned>(std::min<int64_t>((a.param_count + THREADS - 1) / THREADS, 4096));
-  reduce_partials_k<<<rb, THREADS, 0, stream>>>(grads, a.partials, blocks, a.param_count);
-  launch_check("fused DSM gradient reduction");
+  add_slices(grads, a.partials, blocks, a.param_count, stream);
 }
 
 // Blocks of the training kernel that fit on the GPU at once (more would only add partial gradients),
