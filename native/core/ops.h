@@ -155,6 +155,22 @@ NCSN_HD CorrectorStep corrector_step(double score_norm_sum, double noise_norm_su
   return {e, sqrt(2 * e)};
 }
 
+// Where a training run diverged, kept in the device's memory so that no step waits on the host
+// to check its own: `step` is the first step (1-based) whose per-sample losses or gradient held a
+// value that was not finite, 0 while none has; `first` is the first such value of that step, as
+// loss_at(row, level) for a loss and `gradient` where every loss was finite (the smallest wins).
+struct Divergence {
+  static constexpr uint64_t gradient = ~uint64_t{0} << 32;
+  NCSN_HD static uint64_t loss_at(int64_t row, int32_t level) {
+    return static_cast<uint64_t>(row) << 32 | static_cast<uint32_t>(level);
+  }
+  uint64_t step = 0;
+  uint64_t first = ~uint64_t{0};
+
+  bool in_loss() const { return first < gradient; }
+  int32_t level() const { return static_cast<int32_t>(first & 0xffffffffu); }
+};
+
 template <typename T>
 class MlpFastPaths;
 template <typename T>
@@ -210,16 +226,24 @@ class Ops : public Device {
   // Σ_r ‖a[r]‖₂ in double, added in an order fixed by the shape alone (the PC corrector's
   // batch-averaged norms).
   virtual double sum_row_norms(Mat<T> a) = 0;
-  // Whether all n values of a are finite (a training step's gradient, checked before Adam uses it).
-  virtual bool all_finite(const T* a, int64_t n) = 0;
+  // Notes training step `step` (1-based) in *d where one of its b per-sample losses or its p
+  // gradient values is not finite and no earlier step is noted there. Nothing comes back to the
+  // host: the steps after it skip Adam and the EMA by *d, and the trainer reads it when it reports.
+  virtual void note_divergence(Divergence* d, const T* loss, const int32_t* level, int64_t b, const T* grad,
+                               int64_t p, uint64_t step) = 0;
+  // sums[l] += the losses of the rows at level l and sums[levels + l] += their count, in double and
+  // in an order that the shape alone fixes (a trainer's per-level statistics, kept on the device).
+  virtual void add_level_losses(double* sums, const T* loss, const int32_t* level, int64_t b, int64_t levels) = 0;
 
   // The exact score of a Gaussian mixture Σ w_k N(μ_k, (var + σ_level²) I), means[K×D].
   virtual void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var,
                              const T* sigma, const int32_t* level) = 0;
 
-  // Adam (Kingma & Ba) with bias correction at step t (1-based), in place over n parameters.
-  virtual void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) = 0;
-  virtual void ema_update(T* ema, const T* p, int64_t n, double decay) = 0;
+  // Adam (Kingma & Ba) with bias correction at step t (1-based), in place over n parameters, and
+  // the parameters' moving average; both change nothing where `unless` (if given) notes a divergence.
+  virtual void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t,
+                           const Divergence* unless) = 0;
+  virtual void ema_update(T* ema, const T* p, int64_t n, double decay, const Divergence* unless) = 0;
   // dst += src over n values (chunk gradients summed in a fixed order).
   virtual void accumulate(T* dst, const T* src, int64_t n) = 0;
 

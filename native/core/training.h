@@ -1,8 +1,9 @@
 // Denoising score matching (Vincent 2011; NCSN eq. 5 with λ(σ) = σ²), one Adam step at a time:
 // draw a batch and a level per sample, perturb, forward, loss, backward, Adam, EMA.
 // Each step's randomness is keyed by (seed, purpose, step), so a resumed run continues exactly.
+// A step reads nothing back to the host: its losses and its check for divergence stay in the
+// device's memory until the caller asks for a report, so a GPU runs the steps back to back.
 #pragma once
-#include <cmath>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -44,8 +45,10 @@ class DsmTrainer {
  public:
   // sigma: the device table of σ_i (descending), `levels` entries; sigma_host the same on the host.
   DsmTrainer(Ops<T>& ops, ScoreModel<T>& model, const T* sigma, std::vector<double> sigma_host)
-      : ops_(ops), model_(model), sigma_(sigma), sigma_host_(std::move(sigma_host)) {
+      : ops_(ops), model_(model), sigma_(sigma), sigma_host_(std::move(sigma_host)),
+        divergence_(ops, 1), level_sums_(ops, 2 * static_cast<int64_t>(sigma_host_.size())) {
     if (!model.trainable()) throw std::invalid_argument("this score model has nothing to train");
+    clear_report();
   }
 
   void set_data(const T* host, int64_t rows, int64_t cols) {
@@ -66,11 +69,11 @@ class DsmTrainer {
     recorded_key_ = RecordingKey{};
   }
 
-  // One step. Per-sample losses and levels come back on the host for the caller's statistics.
-  // With ts.graphs, the draws, the forward and the backward are recorded at the first step and
-  // replayed at the next ones (only the step of the random streams changes), until the batch, the
-  // settings or the parameters' buffer change, or forget_recording().
-  void step(TrainState<T>& st, const TrainSettings& ts, std::vector<T>& loss_out, std::vector<int32_t>& level_out) {
+  // Queues one step. With ts.graphs, the draws, the forward and the backward are recorded at the
+  // first step and replayed at the next ones (only the step of the random streams changes), until
+  // the batch, the settings or the parameters' buffer change, or forget_recording(). A step whose
+  // losses or gradient are not finite is noted, and from it on Adam and the EMA change nothing.
+  void step(TrainState<T>& st, const TrainSettings& ts) {
     if (data_rows_ == 0) throw std::logic_error("no training data");
     const int64_t b = ts.batch, p = model_.param_count();
     reserve(b);
@@ -84,28 +87,34 @@ class DsmTrainer {
     if (ts.graphs && recorded_) recorded_->run(t);
     else gradients(t);
 
-    loss_out.resize(b);
-    level_out.resize(b);
-    loss_.download(loss_out.data(), b);
-    level_.download(level_out.data(), b);
-    for (int64_t r = 0; r < b; ++r)
-      if (!std::isfinite(static_cast<double>(loss_out[r]))) {
-        std::ostringstream os;
-        os << "training diverged: non-finite loss at step " << st.step + 1 << ", noise level " << level_out[r] + 1
-           << " (sigma " << sigma_host_[level_out[r]] << ")";
-        throw DivergenceError(os.str());
-      }
-    // Finite losses can still give an overflowing gradient.
-    if (!ops_.all_finite(chunk_grad_[0].data(), p)) {
-      std::ostringstream os;
-      os << "training diverged: non-finite gradient at step " << st.step + 1 << " (every loss in the batch was finite)";
-      throw DivergenceError(os.str());
-    }
-
-    ops_.adam_update(st.params.data(), chunk_grad_[0].data(), st.adam_m.data(), st.adam_v.data(), p, ts.adam,
-                     st.step + 1);
-    ops_.ema_update(st.ema.data(), st.params.data(), p, ts.ema_decay);
+    const T* grad = chunk_grad_[0].data();
+    ops_.note_divergence(divergence_.data(), loss_.data(), level_.data(), b, grad, p, t + 1);
+    ops_.add_level_losses(level_sums_.data(), loss_.data(), level_.data(), b, levels());
+    ops_.adam_update(st.params.data(), grad, st.adam_m.data(), st.adam_v.data(), p, ts.adam, st.step + 1,
+                     divergence_.data());
+    ops_.ema_update(st.ema.data(), st.params.data(), p, ts.ema_decay, divergence_.data());
     st.step += 1;
+  }
+
+  // Waits for the steps queued since the last report and returns what they measured: each level's
+  // summed loss in [0, L) and its number of samples in [L, 2L). Where one of them diverged, the
+  // state is as the step before it left it, st.step goes back to that step, and DivergenceError
+  // says where.
+  std::vector<double> report(TrainState<T>& st) {
+    Divergence d;
+    divergence_.download(&d, 1);
+    std::vector<double> sums(static_cast<size_t>(2 * levels()));
+    level_sums_.download(sums.data(), 2 * levels());
+    clear_report();
+    if (d.step == 0) return sums;
+    st.step = static_cast<int64_t>(d.step) - 1;
+    std::ostringstream os;
+    if (d.in_loss())
+      os << "training diverged: non-finite loss at step " << d.step << ", noise level " << d.level() + 1 << " (sigma "
+         << sigma_host_[d.level()] << ")";
+    else  // finite losses can still give an overflowing gradient
+      os << "training diverged: non-finite gradient at step " << d.step << " (every loss in the batch was finite)";
+    throw DivergenceError(os.str());
   }
 
  private:
@@ -177,6 +186,15 @@ class DsmTrainer {
     }
   };
 
+  int64_t levels() const { return static_cast<int64_t>(sigma_host_.size()); }
+
+  void clear_report() {
+    const Divergence none;
+    divergence_.upload(&none, 1);
+    const std::vector<double> zeros(static_cast<size_t>(2 * levels()), 0.0);
+    level_sums_.upload(zeros.data(), 2 * levels());
+  }
+
   int64_t chunk_rows() const { return std::min(ops_.chunk_rows(), model_.max_chunk_rows(ops_)); }
 
   void reserve(int64_t b) {
@@ -200,6 +218,8 @@ class DsmTrainer {
   ScoreModel<T>& model_;
   const T* sigma_;
   std::vector<double> sigma_host_;
+  Array<Divergence> divergence_;  // the first diverging step since the last report
+  Array<double> level_sums_;      // each level's summed loss, then its count, since the last report
   Array<T> data_;
   int64_t data_rows_ = 0;
   int64_t batch_ = 0;

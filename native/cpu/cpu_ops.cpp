@@ -440,8 +440,24 @@ bool all_finite_any(const double* a, int64_t n) {
 }  // namespace
 
 template <typename T>
-bool CpuOps<T>::all_finite(const T* a, int64_t n) {
-  return all_finite_any(a, n);
+void CpuOps<T>::note_divergence(Divergence* d, const T* loss, const int32_t* level, int64_t b, const T* grad,
+                                int64_t p, uint64_t step) {
+  if (d->step != 0 || (all_finite_any(loss, b) && all_finite_any(grad, p))) return;
+  d->step = step;
+  d->first = Divergence::gradient;
+  for (int64_t r = 0; r < b; ++r)
+    if (!std::isfinite(static_cast<double>(loss[r]))) {
+      d->first = Divergence::loss_at(r, level[r]);
+      break;
+    }
+}
+
+template <typename T>
+void CpuOps<T>::add_level_losses(double* sums, const T* loss, const int32_t* level, int64_t b, int64_t levels) {
+  for (int64_t r = 0; r < b; ++r) {
+    sums[level[r]] += static_cast<double>(loss[r]);
+    sums[levels + level[r]] += 1;
+  }
 }
 
 template <typename T>
@@ -503,7 +519,9 @@ void adam_any(double* p, const double* g, double* m, double* v, int64_t n, doubl
 }  // namespace
 
 template <typename T>
-void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) {
+void CpuOps<T>::adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t,
+                            const Divergence* unless) {
+  if (unless && unless->step != 0) return;
   const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
   const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
   adam_any(p, g, m, v, n, static_cast<T>(s.beta1), static_cast<T>(s.beta2), static_cast<T>(s.lr / bc1),
@@ -531,7 +549,8 @@ void accumulate_any(double* dst, const double* src, int64_t n) { accumulate_loop
 }  // namespace
 
 template <typename T>
-void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay) {
+void CpuOps<T>::ema_update(T* ema, const T* p, int64_t n, double decay, const Divergence* unless) {
+  if (unless && unless->step != 0) return;
   ema_any(ema, p, n, static_cast<T>(decay), static_cast<T>(1.0 - decay));
 }
 

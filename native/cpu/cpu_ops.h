@@ -53,11 +53,14 @@ class CpuOps final : public Ops<T>, public ImageOps<T> {
   void corrector_step_size(T* step, Mat<T> s, Mat<T> z, double snr) override;
   void paste_known(Mat<T> x, Mat<T> y, const T* mask) override;
   double sum_row_norms(Mat<T> a) override;
-  bool all_finite(const T* a, int64_t n) override;
+  void note_divergence(Divergence* d, const T* loss, const int32_t* level, int64_t b, const T* grad, int64_t p,
+                       uint64_t step) override;
+  void add_level_losses(double* sums, const T* loss, const int32_t* level, int64_t b, int64_t levels) override;
   void mixture_score(Mat<T> s, Mat<T> x, Mat<T> means, const T* log_weight, T var, const T* sigma,
                      const int32_t* level) override;
-  void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t) override;
-  void ema_update(T* ema, const T* p, int64_t n, double decay) override;
+  void adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamSettings& s, int64_t t,
+                   const Divergence* unless) override;
+  void ema_update(T* ema, const T* p, int64_t n, double decay, const Divergence* unless) override;
   void accumulate(T* dst, const T* src, int64_t n) override;
   void gather_rows(Mat<T> out, Mat<T> data, const int32_t* index) override;
   void fill_int(int32_t* out, int64_t n, int32_t value) override;

@@ -174,8 +174,12 @@ __global__ void mixture_score_k(float* s, const float* x, int64_t rows, int64_t 
   }
 }
 
+// A step after a noted divergence changes nothing (`unless` null: always update).
+__device__ __forceinline__ bool diverged(const Divergence* unless) { return unless && unless->step != 0; }
+
 __global__ void adam_k(float* p, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step,
-                       float inv_sqrt_bc2, float eps) {
+                       float inv_sqrt_bc2, float eps, const Divergence* unless) {
+  if (diverged(unless)) return;
   GRID_STRIDE(i, n) {
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];
     v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
@@ -183,7 +187,8 @@ __global__ void adam_k(float* p, const float* g, float* m, float* v, int64_t n, 
   }
 }
 
-__global__ void ema_k(float* e, const float* p, int64_t n, float d, float rest) {
+__global__ void ema_k(float* e, const float* p, int64_t n, float d, float rest, const Divergence* unless) {
+  if (diverged(unless)) return;
   GRID_STRIDE(i, n) { e[i] = d * e[i] + rest * p[i]; }
 }
 
@@ -191,9 +196,41 @@ __global__ void accumulate_k(float* dst, const float* src, int64_t n) {
   GRID_STRIDE(i, n) { dst[i] += src[i]; }
 }
 
-__global__ void find_non_finite_k(int32_t* found, const float* a, int64_t n) {
-  GRID_STRIDE(i, n) {
-    if (!(fabsf(a[i]) <= FLT_MAX)) *found = 1;  // ±inf or NaN; every thread that finds one writes 1
+// Over the b losses, then the p gradient values. Every thread that finds a value that is not
+// finite claims the record for `step` (all such threads write the same step, and a record of an
+// earlier step stays) and offers its place; the smallest place wins whatever the timing.
+__global__ void note_divergence_k(Divergence* d, const float* loss, const int32_t* level, int64_t b, const float* grad,
+                                  int64_t p, uint64_t step) {
+  auto* record_step = reinterpret_cast<unsigned long long*>(&d->step);
+  auto* record_first = reinterpret_cast<unsigned long long*>(&d->first);
+  GRID_STRIDE(i, b + p) {
+    const float v = i < b ? loss[i] : grad[i - b];
+    if (fabsf(v) <= FLT_MAX) continue;  // finite; ±inf and NaN fail the test
+    const unsigned long long held = atomicCAS(record_step, 0ull, static_cast<unsigned long long>(step));
+    if (held != 0 && held != step) return;
+    atomicMin(record_first, static_cast<unsigned long long>(i < b ? Divergence::loss_at(i, level[i]) : Divergence::gradient));
+  }
+}
+
+// A warp per level sums its rows' losses and counts them, lane by lane in row order, then across
+// the lanes in a fixed butterfly: no atomics, the same sums run to run.
+__global__ void add_level_losses_k(double* sums, const float* loss, const int32_t* level, int64_t b, int64_t levels) {
+  const int64_t l = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (l >= levels) return;  // whole warps: levels a block holds past the last leave together
+  double sum = 0, count = 0;
+  for (int64_t r = lane; r < b; r += 32)
+    if (level[r] == l) {
+      sum += loss[r];
+      count += 1;
+    }
+  for (int mask = 16; mask > 0; mask /= 2) {
+    sum += __shfl_xor_sync(0xffffffffu, sum, mask);
+    count += __shfl_xor_sync(0xffffffffu, count, mask);
+  }
+  if (lane == 0) {
+    sums[l] += sum;
+    sums[levels + l] += count;
   }
 }
 
@@ -481,15 +518,14 @@ class CudaOps final : public Ops<float> {
     norm_partials_.download(&total, 1, NORM_BLOCKS);
     return total;
   }
-  bool all_finite(const float* a, int64_t n) override {
-    use();
-    if (!found_.data()) found_ = Array<int32_t>(*this, 1);
-    fill_int(found_.data(), 1, 0);
-    find_non_finite_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(found_.data(), a, n);
-    launch_check("all_finite");
-    int32_t found = 0;
-    found_.download(&found, 1);
-    return found == 0;
+  void note_divergence(Divergence* d, const float* loss, const int32_t* level, int64_t b, const float* grad, int64_t p,
+                       uint64_t step) override {
+    note_divergence_k<<<grid_blocks(b + p), GRID_THREADS, 0, stream_>>>(d, loss, level, b, grad, p, step);
+    launch_check("note_divergence");
+  }
+  void add_level_losses(double* sums, const float* loss, const int32_t* level, int64_t b, int64_t levels) override {
+    add_level_losses_k<<<grid_blocks(levels * 32), GRID_THREADS, 0, stream_>>>(sums, loss, level, b, levels);
+    launch_check("add_level_losses");
   }
   void mixture_score(Mat<float> s, Mat<float> x, Mat<float> means, const float* log_weight, float var,
                      const float* sigma, const int32_t* level) override {
@@ -497,16 +533,18 @@ class CudaOps final : public Ops<float> {
                                                                  log_weight, var, sigma, level);
     launch_check("mixture_score");
   }
-  void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamSettings& s, int64_t t) override {
+  void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamSettings& s, int64_t t,
+                   const Divergence* unless) override {
     const double bc1 = 1.0 - std::pow(s.beta1, static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(s.beta2, static_cast<double>(t));
     adam_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(p, g, m, v, n, static_cast<float>(s.beta1), static_cast<float>(s.beta2),
                                                    static_cast<float>(s.lr / bc1), static_cast<float>(1.0 / std::sqrt(bc2)),
-                                                   static_cast<float>(s.eps));
+                                                   static_cast<float>(s.eps), unless);
     launch_check("adam_update");
   }
-  void ema_update(float* ema, const float* p, int64_t n, double decay) override {
-    ema_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(ema, p, n, static_cast<float>(decay), static_cast<float>(1.0 - decay));
+  void ema_update(float* ema, const float* p, int64_t n, double decay, const Divergence* unless) override {
+    ema_k<<<grid_blocks(n), GRID_THREADS, 0, stream_>>>(ema, p, n, static_cast<float>(decay), static_cast<float>(1.0 - decay),
+                                                  unless);
     launch_check("ema_update");
   }
   void accumulate(float* dst, const float* src, int64_t n) override {
@@ -602,7 +640,6 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
   Array<double> norm_partials_;  // see norm_scratch()
-  Array<int32_t> found_;          // all_finite's flag
   StepRecording* recording_ = nullptr;  // while record_step records a step
   std::atomic<int64_t> graph_replays_{0};
 };

@@ -222,42 +222,35 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   ts.graphs = config_.graphs;
   ts.dequantize = config_.dequantize;
   trainer_->forget_recording();  // a sampling run since the last may have moved the network's scratch
+  trainer_->report(*state_);       // drops what an earlier call queued and did not report (it threw)
   const size_t levels = config_.sigmas.size();
-  std::vector<float> loss;
-  std::vector<int32_t> level;
-  std::vector<double> sum(levels, 0.0);
-  std::vector<int64_t> count(levels, 0);
   using clock = std::chrono::steady_clock;
   auto since = clock::now();
   int64_t done = 0, window = 0;
   while (done < steps) {
-    trainer_->step(*state_, ts, loss, level);
-    for (size_t r = 0; r < loss.size(); ++r) {
-      sum[level[r]] += loss[r];
-      count[level[r]] += 1;
-    }
+    trainer_->step(*state_, ts);
     ++done;
     ++window;
     const bool stop = cancel && cancel->load(std::memory_order_relaxed);
     if (done % report_every == 0 || done == steps || stop) {
+      const std::vector<double> sums = trainer_->report(*state_);
       TrainProgress p;
       p.step = state_->step;
-      double total = 0;
-      int64_t n = 0;
+      double total = 0, n = 0;
       p.level_loss.resize(levels);
+      p.level_count.resize(levels);
       for (size_t l = 0; l < levels; ++l) {
-        total += sum[l];
-        n += count[l];
-        p.level_loss[l] = count[l] ? sum[l] / count[l] : std::numeric_limits<double>::quiet_NaN();
+        const double count = sums[levels + l];
+        total += sums[l];
+        n += count;
+        p.level_loss[l] = count > 0 ? sums[l] / count : std::numeric_limits<double>::quiet_NaN();
+        p.level_count[l] = static_cast<int64_t>(count);
       }
-      p.level_count = count;
-      p.loss = total / static_cast<double>(n);
+      p.loss = total / n;
       const auto now = clock::now();
       p.steps_per_s = window / std::chrono::duration<double>(now - since).count();
       since = now;
       window = 0;
-      std::fill(sum.begin(), sum.end(), 0.0);
-      std::fill(count.begin(), count.end(), 0);
       if (!report(p) || stop) break;
     }
   }

@@ -174,13 +174,54 @@ TEST(cuda_elementwise_ops_match_cpu) {
     const double want = cpu().sum_row_norms(mat(s, m, dd)), got = gpu().sum_row_norms(gsc.mat(m, dd));
     CHECK(std::fabs(got - want) <= 1e-12 * want, "sum_row_norms: gpu " << got << " vs cpu " << want);
   }
-  for (const float bad : {INFINITY, -INFINITY, NAN}) {
-    Vec v = random_values<float>(5000, 25);
-    auto gv = up(v);
-    CHECK(cpu().all_finite(v.data(), 5000) && gpu().all_finite(gv.data(), 5000), "all_finite of finite values");
-    v[4321] = bad;
-    gv = up(v);
-    CHECK(!cpu().all_finite(v.data(), 5000) && !gpu().all_finite(gv.data(), 5000), "all_finite missed " << bad);
+  {
+    // losses over 5,000 rows and a gradient of 7,000 values: the places span many blocks
+    const int64_t b = 5000, np = 7000;
+    Vec loss = random_values<float>(b, 25, 0, 10), grad = random_values<float>(np, 26);
+    const auto lv5 = levels(b, 10, 27);
+    auto note = [&](Ops<float>& ops, float* l, float* g, const int32_t* lev, Divergence before, uint64_t step) {
+      if (&ops == &cpu()) {
+        ops.note_divergence(&before, l, lev, b, g, np, step);
+        return before;
+      }
+      auto gd = up(std::vector<Divergence>{before});
+      ops.note_divergence(gd.data(), l, lev, b, g, np, step);
+      return down(gd)[0];
+    };
+    auto both = [&](Divergence before, uint64_t step, const char* what) {
+      auto gl5 = up(lv5);
+      auto gloss = up(loss), ggrad = up(grad);
+      const Divergence want = note(cpu(), loss.data(), grad.data(), lv5.data(), before, step),
+                       got = note(gpu(), gloss.data(), ggrad.data(), gl5.data(), before, step);
+      CHECK(got.step == want.step && got.first == want.first,
+            "note_divergence, " << what << ": gpu step " << got.step << " first " << got.first << " vs cpu step " << want.step
+                                << " first " << want.first);
+      return want;
+    };
+    CHECK(both({}, 3, "finite").step == 0, "finite values were noted");
+    grad[6543] = NAN;
+    CHECK(both({}, 3, "a bad gradient").first == Divergence::gradient, "the gradient's NaN was missed");
+    loss[4321] = INFINITY;
+    loss[4000] = -INFINITY;
+    grad[17] = NAN;
+    CHECK(both({}, 3, "bad losses").first == Divergence::loss_at(4000, lv5[4000]), "not the first bad loss");
+    Divergence earlier;
+    earlier.step = 2;
+    earlier.first = Divergence::gradient;
+    CHECK(both(earlier, 3, "an earlier step").step == 2, "an earlier divergence was replaced");
+
+    std::vector<double> sums(20, 0.5);
+    Vec finite_loss = random_values<float>(b, 28, 0, 10);
+    auto gsums = up(sums);
+    auto gfl = up(finite_loss);
+    auto gl5 = up(lv5);
+    for (int rep = 0; rep < 2; ++rep) {  // twice: the sums add to what is there
+      cpu().add_level_losses(sums.data(), finite_loss.data(), lv5.data(), b, 10);
+      gpu().add_level_losses(gsums.data(), gfl.data(), gl5.data(), b, 10);
+    }
+    const auto gs2 = down(gsums);
+    for (int l = 0; l < 20; ++l)
+      CHECK(std::fabs(gs2[l] - sums[l]) <= 1e-12 * sums[l], "add_level_losses[" << l << "]: gpu " << gs2[l] << " vs cpu " << sums[l]);
   }
 
   const int64_t p = 5000;
@@ -188,15 +229,24 @@ TEST(cuda_elementwise_ops_match_cpu) {
       vv = random_values<float>(p, 23, 0, 0.01), ema = random_values<float>(p, 24);
   auto gpp = up(pp), gg = up(g), gmm = up(mm), gvv = up(vv), gema = up(ema);
   AdamSettings as;
-  cpu().adam_update(pp.data(), g.data(), mm.data(), vv.data(), p, as, 7);
-  gpu().adam_update(gpp.data(), gg.data(), gmm.data(), gvv.data(), p, as, 7);
+  {
+    // a noted divergence leaves every value as it was
+    Divergence noted;
+    noted.step = 1;
+    auto gnoted = up(std::vector<Divergence>{noted});
+    gpu().adam_update(gpp.data(), gg.data(), gmm.data(), gvv.data(), p, as, 7, gnoted.data());
+    gpu().ema_update(gema.data(), gpp.data(), p, 0.999, gnoted.data());
+    CHECK(down(gpp) == pp && down(gmm) == mm && down(gvv) == vv && down(gema) == ema, "a step after a divergence moved the state");
+  }
+  cpu().adam_update(pp.data(), g.data(), mm.data(), vv.data(), p, as, 7, nullptr);
+  gpu().adam_update(gpp.data(), gg.data(), gmm.data(), gvv.data(), p, as, 7, nullptr);
   expect_close("adam p", down(gpp), pp, 1e-7);
   // m = 0.9·m + 0.1·g cancels where the two terms nearly meet: one rounding of terms up to 0.1
   // (whether the backend contracts it into an FMA or not) is then an error of about 1e-8
   expect_close("adam m", down(gmm), mm, 3e-8);
   expect_close("adam v", down(gvv), vv, 1e-12);
-  cpu().ema_update(ema.data(), pp.data(), p, 0.999);
-  gpu().ema_update(gema.data(), gpp.data(), p, 0.999);
+  cpu().ema_update(ema.data(), pp.data(), p, 0.999, nullptr);
+  gpu().ema_update(gema.data(), gpp.data(), p, 0.999, nullptr);
   expect_close("ema", down(gema), ema, 1e-7);
   cpu().accumulate(ema.data(), g.data(), p);
   gpu().accumulate(gema.data(), gg.data(), p);
@@ -236,6 +286,40 @@ TEST(cuda_training_follows_the_cpu) {
   for (size_t i = 0; i < lg.size(); ++i)
     CHECK(std::fabs(lg[i] - lc[i]) <= 1e-4 * std::fabs(lc[i]), "loss at step " << i + 1 << ": " << lg[i] << " vs " << lc[i]);
   for (size_t t = 0; t < g.size(); ++t) expect_close(g[t].name.c_str(), g[t].data, c[t].data, 2e-3);
+}
+
+// The weights of the CPU's test of the same name (ops_test.cpp): finite losses, an overflowing
+// gradient at the first step. Six steps are queued before the one report, on the fused kernel and
+// op by op: the five after the diverging one skip Adam and the EMA on the GPU, so every tensor of
+// the checkpoint, moments and EMA included, is as it was.
+TEST(cuda_a_non_finite_gradient_stops_training_before_the_weights_change) {
+  gpu();
+  for (const bool fused : {true, false}) {
+    ModelConfig c;
+    c.sigmas = {20, 8, 3, 1};
+    c.device = "cuda";
+    c.fused = fused;
+    Model m(c);
+    auto weights = m.tensors();
+    for (auto& t : weights) {
+      const float v = t.name == "fc2.weight" ? 1e23f : t.name == "out.bias" ? 1e17f : 0.0f;
+      if (t.name.rfind("optimizer.", 0) != 0) std::fill(t.data.begin(), t.data.end(), v);
+    }
+    m.load_tensors(weights, 0);
+    auto data = random_values<float>(2 * 500, 5, -6, 6);
+    m.set_data(data.data(), 500, 2);
+    std::string error;
+    try {
+      m.train(6, 128, 6, [](const TrainProgress&) { return true; });
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    CHECK(error == "training diverged: non-finite gradient at step 1 (every loss in the batch was finite)",
+          (fused ? "fused" : "op by op") << ": expected the gradient to stop training, got: '" << error << "'");
+    CHECK(m.step() == 0, "the run stood at step " << m.step());
+    const auto after = m.tensors();
+    for (size_t i = 0; i < after.size(); ++i) CHECK(after[i].data == weights[i].data, after[i].name << " changed");
+  }
 }
 
 TEST(cuda_fused_langevin_matches_op_by_op) {

@@ -44,9 +44,7 @@ TEST(image_batches_are_dequantised) {
   TrainSettings ts;
   ts.batch = 64;
   ts.dequantize = true;
-  std::vector<float> loss;
-  std::vector<int32_t> level;
-  trainer.step(state, ts, loss, level);
+  trainer.step(state, ts);
   float low_max = 0, high_min = 1, low_min = 1, high_max = 0;
   for (float v : model.seen) {
     CHECK((v >= 0 && v <= 1.0f / 256) || (v >= 255.0f / 256 && v <= 1), "a pixel became " << v);

@@ -124,7 +124,7 @@ TEST(adam_matches_reference_formula) {
   int t = 0;
   for (const Vec* g : {&g1, &g2}) {
     ++t;
-    ops().adam_update(p.data(), g->data(), m.data(), v.data(), 2, s, t);
+    ops().adam_update(p.data(), g->data(), m.data(), v.data(), 2, s, t, nullptr);
     for (int i = 0; i < 2; ++i) {
       rm[i] = 0.9 * rm[i] + 0.1 * (*g)[i];
       rv[i] = 0.999 * rv[i] + 0.001 * (*g)[i] * (*g)[i];

@@ -3,6 +3,7 @@
 // determinism.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -275,28 +276,140 @@ TEST(matmul_forward_sees_weights_changed_between_jobs) {
   }
 }
 
-// all_finite in every position of whole vectors and of the tail past them, for ±inf and NaN, and
-// the largest finite float and the smallest subnormal taken as finite.
-TEST(all_finite_finds_every_non_finite_value) {
+// note_divergence for ±inf and NaN at every position of the losses and of the gradient (whole
+// vectors and the tail past them), with the largest finite float and the smallest subnormal taken
+// as finite: the first bad loss wins over later ones and over the gradient, and a noted step stays.
+TEST(note_divergence_finds_the_first_non_finite_value) {
   CpuOps<float> ops(1);
   const float max = std::numeric_limits<float>::max(), tiny = std::numeric_limits<float>::denorm_min();
   for (const int64_t n : {1, 15, 16, 67, 1000}) {
-    auto v = random_values<float>(n, 700 + static_cast<unsigned>(n), -1e30, 1e30);
-    v[0] = max;
-    v[n - 1] = -tiny;
-    CHECK(ops.all_finite(v.data(), n), n << " finite values");
+    auto loss = random_values<float>(n, 700 + static_cast<unsigned>(n), 0, 1e30);
+    auto grad = random_values<float>(n, 800 + static_cast<unsigned>(n), -1e30, 1e30);
+    std::vector<int32_t> level(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) level[r] = static_cast<int32_t>((r * 7) % 10);
+    loss[0] = max;
+    grad[n - 1] = -tiny;
+    Divergence d;
+    ops.note_divergence(&d, loss.data(), level.data(), n, grad.data(), n, 4);
+    CHECK(d.step == 0, n << " finite values were noted");
     for (int64_t i = 0; i < n; ++i)
       for (const float bad : {INFINITY, -INFINITY, NAN}) {
-        const float keep = v[i];
-        v[i] = bad;
-        CHECK(!ops.all_finite(v.data(), n), bad << " at " << i << " of " << n);
-        v[i] = keep;
+        for (std::vector<float>* v : {&loss, &grad}) {
+          const float keep = (*v)[i];
+          (*v)[i] = bad;
+          Divergence got;
+          ops.note_divergence(&got, loss.data(), level.data(), n, grad.data(), n, 4);
+          const uint64_t first = v == &loss ? Divergence::loss_at(i, level[i]) : Divergence::gradient;
+          CHECK(got.step == 4 && got.first == first, bad << " at " << i << " of " << n << (v == &loss ? " losses" : " gradients"));
+          (*v)[i] = keep;
+        }
       }
   }
-  std::vector<double> d = {1.0, -2.0, std::numeric_limits<double>::max()};
-  CHECK(CpuOps<double>(1).all_finite(d.data(), 3), "finite doubles");
-  d[1] = NAN;
-  CHECK(!CpuOps<double>(1).all_finite(d.data(), 3), "NaN among doubles");
+  std::vector<float> loss = {1, NAN, 2, INFINITY}, grad = {NAN, 0};
+  const std::vector<int32_t> level = {0, 3, 1, 2};
+  Divergence d;
+  ops.note_divergence(&d, loss.data(), level.data(), 4, grad.data(), 2, 9);
+  CHECK(d.step == 9 && d.in_loss() && d.level() == 3 && d.first == Divergence::loss_at(1, 3), "the first bad loss");
+  loss[0] = NAN;
+  ops.note_divergence(&d, loss.data(), level.data(), 4, grad.data(), 2, 10);
+  CHECK(d.step == 9 && d.first == Divergence::loss_at(1, 3), "a later step replaced the noted one");
+  std::vector<double> dl = {1.0, std::numeric_limits<double>::max()}, dg = {-2.0};
+  const std::vector<int32_t> dlevel = {0, 0};
+  Divergence dd;
+  CpuOps<double>(1).note_divergence(&dd, dl.data(), dlevel.data(), 2, dg.data(), 1, 1);
+  CHECK(dd.step == 0, "finite doubles");
+  dg[0] = NAN;
+  CpuOps<double>(1).note_divergence(&dd, dl.data(), dlevel.data(), 2, dg.data(), 1, 1);
+  CHECK(dd.step == 1 && !dd.in_loss(), "NaN among double gradients");
+}
+
+// Adam and the EMA change nothing once a divergence is noted, and everything without one.
+TEST(adam_and_ema_skip_after_a_noted_divergence) {
+  CpuOps<float> ops(1);
+  const int64_t n = 37;
+  const auto g = random_values<float>(n, 41, -1, 1);
+  for (const bool noted : {false, true}) {
+    auto p = random_values<float>(n, 42, -1, 1), m = random_values<float>(n, 43, -1, 1), v = random_values<float>(n, 44, 0, 1),
+         ema = random_values<float>(n, 45, -1, 1);
+    const auto before = p, m0 = m, v0 = v, ema0 = ema;
+    Divergence d;
+    if (noted) d.step = 3;
+    ops.adam_update(p.data(), g.data(), m.data(), v.data(), n, AdamSettings{}, 3, &d);
+    ops.ema_update(ema.data(), p.data(), n, 0.999, &d);
+    const bool unchanged = p == before && m == m0 && v == v0 && ema == ema0;
+    CHECK(unchanged == noted, (noted ? "a step after a divergence moved the state" : "a step changed nothing"));
+  }
+}
+
+namespace {
+// A network of one weight whose score is that weight, except at one step of its life, where row 5
+// of the batch gets a NaN score; its gradient is 1, so every step that Adam takes moves the weight.
+struct FailingModel final : ScoreModel<float> {
+  explicit FailingModel(int64_t failing_step) : failing_step(failing_step) {}
+  std::vector<ParamTensor> params{{"w", {1}, 0, 1}};
+  int64_t failing_step, scored = 0;
+  int64_t data_dim() const override { return 2; }
+  const std::vector<ParamTensor>& layout() const override { return params; }
+  void reserve(Ops<float>&, int64_t) override {}
+  void score(Ops<float>&, int, Mat<float> s, Mat<float>, const int32_t*, const float* w) override {
+    std::fill(s.data, s.data + s.size(), w[0]);
+    if (++scored == failing_step) s.data[5 * s.cols] = NAN;
+  }
+  bool trainable() const override { return true; }
+  void backward(Ops<float>&, int, Mat<float>, Mat<float>, const int32_t*, const float*, float* grads) override {
+    grads[0] = 1;
+  }
+};
+}  // namespace
+
+// Steps queued past a diverging one change nothing: the report names the step, its sample's level,
+// and leaves the state (weight, Adam's moments, EMA, step) as the step before it left them; the
+// next steps and reports go on from there.
+TEST(a_report_names_the_diverging_step_and_the_state_is_the_step_before) {
+  const std::vector<float> sigma = {4, 2, 1};
+  const std::vector<float> data = random_values<float>(2 * 50, 61, -1, 1);
+  auto run = [&](int64_t failing_step, int64_t queued, std::string* error) {
+    CpuOps<float> ops(1);
+    FailingModel model(failing_step);
+    DsmTrainer<float> trainer(ops, model, sigma.data(), {4, 2, 1});
+    trainer.set_data(data.data(), 50, 2);
+    TrainState<float> state(ops, 1);
+    for (Array<float>* a : {&state.params, &state.adam_m, &state.adam_v, &state.ema}) {
+      const float v = 0.5f;
+      a->upload(&v, 1);
+    }
+    TrainSettings ts;
+    ts.batch = 16;
+    for (int64_t t = 0; t < queued; ++t) trainer.step(state, ts);
+    try {
+      trainer.report(state);
+    } catch (const DivergenceError& e) {
+      *error = e.what();
+    }
+    std::vector<float> values;
+    for (Array<float>* a : {&state.params, &state.adam_m, &state.adam_v, &state.ema}) {
+      float v;
+      a->download(&v, 1);
+      values.push_back(v);
+    }
+    values.push_back(static_cast<float>(state.step));
+    if (!error->empty()) {  // the record is cleared: the run goes on from the last good step
+      trainer.step(state, ts);
+      trainer.report(state);
+      CHECK(state.step == failing_step, "after the report the run stood at step " << state.step);
+    }
+    return values;
+  };
+  std::string error, none;
+  const auto diverged = run(3, 7, &error), two_steps = run(0, 2, &none);
+  CHECK(none.empty(), "two good steps reported: " << none);
+  int level = 0;
+  float named_sigma = 0;
+  CHECK(std::sscanf(error.c_str(), "training diverged: non-finite loss at step 3, noise level %d (sigma %f)", &level,
+                    &named_sigma) == 2 && level >= 1 && level <= 3 && named_sigma == sigma[level - 1],
+        "the report said: '" << error << "'");
+  CHECK(diverged == two_steps, "the state after the report is not the state after step 2");
+  CHECK(diverged[4] == 2, "the step went to " << diverged[4]);
 }
 
 // Weights that give finite losses and an overflowing gradient: with W1 = 0 every h1 is softplus(0),
@@ -352,9 +465,9 @@ TEST(training_sums_the_gradient_of_every_chunk) {
     TrainSettings ts;
     ts.batch = 50;
     ts.seed = 3;
-    std::vector<double> loss, params(static_cast<size_t>(p));
-    std::vector<int32_t> level;
-    for (int t = 0; t < 3; ++t) trainer.step(state, ts, loss, level);
+    std::vector<double> params(static_cast<size_t>(p));
+    for (int t = 0; t < 3; ++t) trainer.step(state, ts);
+    trainer.report(state);
     state.params.download(params.data(), p);
     return params;
   };

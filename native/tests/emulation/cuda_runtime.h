@@ -321,6 +321,19 @@ inline void __syncthreads() { emu::stop_at(emu::Stop::barrier); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 
+// A block's threads take turns and switch only at barriers and shuffles, and blocks run one after
+// another, so a read-modify-write is atomic as written.
+inline unsigned long long atomicCAS(unsigned long long* a, unsigned long long compare, unsigned long long value) {
+  const unsigned long long old = *a;
+  if (old == compare) *a = value;
+  return old;
+}
+inline unsigned long long atomicMin(unsigned long long* a, unsigned long long value) {
+  const unsigned long long old = *a;
+  if (value < old) *a = value;
+  return old;
+}
+
 // Every lane of the warp writes its value, all meet, each reads its partner's, all meet again (the
 // mask 0xffffffff says that every lane of the warp takes part).
 template <typename T>
