@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "check.cuh"
 #include "grid.cuh"
@@ -266,8 +267,16 @@ __global__ void random_k(Draw kind, float* out_f, int32_t* out_i, int64_t n, Rng
 
 // Device memory is kept for reuse, keyed by size: training and sampling allocate the same sizes
 // again and again, and cudaMalloc synchronises the device.
+//
+// A block released while a step is recorded as a graph is scratch that the graph writes at every
+// replay, so it stays out of the cache until the recording is destroyed. Until the
+// recording ends it may serve the recording's own later scratch, since the graph runs its nodes in
+// the order they were recorded; a block so served and still in use when the recording ends would
+// be lasting memory that the graph overwrites, and the recording is then refused.
 class CachingAllocator {
  public:
+  using Blocks = std::vector<std::pair<size_t, void*>>;
+
   explicit CachingAllocator(int device) : device_(device) {}
   ~CachingAllocator() {
     cudaSetDevice(device_);
@@ -276,13 +285,12 @@ class CachingAllocator {
   void* alloc(size_t bytes) {
     bytes = (bytes + 255) / 256 * 256;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.lower_bound(bytes);
-    if (it != free_.end() && it->first <= 2 * bytes) {
-      void* p = it->second;
-      used_[p] = it->first;
-      free_.erase(it);
-      return p;
-    }
+    if (recording_)
+      if (void* p = take(recorded_free_, bytes)) {
+        served_from_recording_.insert(p);
+        return p;
+      }
+    if (void* p = take(free_, bytes)) return p;
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes);
     if (e == cudaErrorMemoryAllocation) {  // give the cache back and try once more
@@ -302,15 +310,49 @@ class CachingAllocator {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = used_.find(p);
     if (it == used_.end()) return;
-    free_.emplace(it->second, p);
+    (recording_ ? recorded_free_ : free_).emplace(it->second, p);
+    served_from_recording_.erase(p);
     used_.erase(it);
   }
 
+  void begin_recording() {
+    std::lock_guard<std::mutex> lock(mu_);
+    recording_ = true;
+  }
+  // The blocks the recording released, for it to give back when it is destroyed; false where one
+  // of them is still in use past the recording (see above).
+  bool end_recording(Blocks& held) {
+    std::lock_guard<std::mutex> lock(mu_);
+    recording_ = false;
+    held.assign(recorded_free_.begin(), recorded_free_.end());
+    recorded_free_.clear();
+    const bool apart = served_from_recording_.empty();
+    served_from_recording_.clear();
+    return apart;
+  }
+  void give_back(const Blocks& held) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.insert(held.begin(), held.end());
+  }
+
  private:
+  // A cached block of at least `bytes` and at most twice that, now in use, or null.
+  void* take(std::multimap<size_t, void*>& from, size_t bytes) {
+    auto it = from.lower_bound(bytes);
+    if (it == from.end() || it->first > 2 * bytes) return nullptr;
+    void* p = it->second;
+    used_[p] = it->first;
+    from.erase(it);
+    return p;
+  }
+
   int device_;
   std::mutex mu_;
   std::multimap<size_t, void*> free_;
   std::map<void*, size_t> used_;
+  bool recording_ = false;
+  std::multimap<size_t, void*> recorded_free_;   // released while recording
+  std::set<void*> served_from_recording_;        // in use, taken from recorded_free_
 };
 
 // The arguments of a random_k launch, kept so that a recorded draw's node can be given new ones.
@@ -333,16 +375,19 @@ struct StepRecording {
   bool failed = false;
 };
 
-// A recorded step: its graph, the executable made from it, and the draws whose step run(k) sets.
-// Destroying an executable that is still queued frees it when its launches finish. The scratch
-// the step freed while it was recorded may be handed out again meanwhile: whatever uses it next is
-// queued on the same stream, after the replays.
+// A recorded step: its graph, the executable made from it, the draws whose step run(k) sets, and
+// the scratch the step released while it was recorded, which the graph writes at every replay.
+// Destroying an executable that is still queued frees it when its launches finish; its scratch
+// goes back to the cache at once, since whatever uses it next is queued on the same stream, after
+// the replays.
 class CudaRecordedStep final : public RecordedStep {
  public:
-  CudaRecordedStep(cudaStream_t stream, std::atomic<int64_t>& replays) : stream_(stream), replays_(replays) {}
+  CudaRecordedStep(cudaStream_t stream, std::atomic<int64_t>& replays, CachingAllocator& memory)
+      : stream_(stream), replays_(replays), memory_(memory) {}
   ~CudaRecordedStep() override {
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
+    memory_.give_back(scratch_);
   }
   void run(uint64_t k) override {
     for (auto& [node, args] : draws_) {
@@ -364,10 +409,12 @@ class CudaRecordedStep final : public RecordedStep {
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   std::vector<std::pair<cudaGraphNode_t, DrawArgs>> draws_;
+  CachingAllocator::Blocks scratch_;
 
  private:
   cudaStream_t stream_;
   std::atomic<int64_t>& replays_;
+  CachingAllocator& memory_;
 };
 
 class CudaOps final : public Ops<float> {
@@ -572,19 +619,22 @@ class CudaOps final : public Ops<float> {
   std::unique_ptr<RecordedStep> record_step(uint64_t first, const std::function<void(uint64_t)>& step) override {
     use();
     StepRecording rec{first};
-    auto recorded = std::make_unique<CudaRecordedStep>(stream_, graph_replays_);
+    auto recorded = std::make_unique<CudaRecordedStep>(stream_, graph_replays_, memory_);
     // Relaxed: the step's scratch may come from cudaMalloc while it is recorded.
     if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
       cudaGetLastError();
       return nullptr;
     }
     recording_ = &rec;
+    memory_.begin_recording();
     try {
       step(first);
     } catch (...) {  // a step that synchronises (a read back to the host) cannot be recorded
       rec.failed = true;
     }
     recording_ = nullptr;
+    // the scratch goes back to the cache with `recorded`, also where it is not returned
+    if (!memory_.end_recording(recorded->scratch_)) rec.failed = true;
     const cudaError_t ended = cudaStreamEndCapture(stream_, &recorded->graph_);
     if (ended != cudaSuccess || rec.failed || !recorded->graph_ ||
         cudaGraphInstantiate(&recorded->exec_, recorded->graph_, 0) != cudaSuccess) {

@@ -117,6 +117,37 @@ TEST(cuda_matmul_matches_cpu) {
   }
 }
 
+// dW over 5,000 rows is summed from slices held in scratch that the product releases. Recorded as
+// a graph, that scratch is written again at every replay: memory allocated after the recording
+// must not be given it, and a recording that hands it to memory that outlives the step is refused.
+TEST(cuda_recorded_step_keeps_its_scratch_from_later_allocations) {
+  gpu();
+  const int64_t m = 5000, k = 128, n = 128;
+  const int64_t slices = gemm_k_slices({nullptr, k, nullptr, 1, n, nullptr, k, 1, n, k, m, false});
+  CHECK(slices > 1, "dW was not sliced");
+  const Vec x = random_values<float>(m * k, 71), w = random_values<float>(n * k, 72), dy = random_values<float>(m * n, 73);
+  Vec dx(m * k), dw(n * k), cx = x, cw = w, cdy = dy;
+  cpu().matmul_backward(mat(dx, m, k), mat(dw, n, k), mat(cdy, m, n), mat(cx, m, k), mat(cw, n, k));
+  auto gx = up(x), gw = up(w), gdy = up(dy);
+  Array<float> gdx(gpu(), m * k), gdw(gpu(), n * k);
+  auto backward = [&](uint64_t) { gpu().matmul_backward(gdx.mat(m, k), gdw.mat(n, k), gdy.mat(m, n), gx.mat(m, k), gw.mat(n, k)); };
+  {
+    std::unique_ptr<RecordedStep> recorded = gpu().record_step(0, backward);
+    CHECK(recorded, "the product was not recorded");
+    const Vec pattern = random_values<float>(slices * n * k, 74);
+    auto lasting = up(pattern);  // the slices' size: the block the product released would fit
+    recorded->run(1);
+    CHECK(down(lasting) == pattern, "a replay wrote over memory allocated after the recording");
+    expect_close("recorded dW", down(gdw), dw, static_cast<double>(m) * std::ldexp(1.0, -22));
+  }
+  Array<float> kept;
+  std::unique_ptr<RecordedStep> refused = gpu().record_step(0, [&](uint64_t t) {
+    backward(t);
+    kept = Array<float>(gpu(), slices * n * k);  // takes the slices' block, and outlives the step
+  });
+  CHECK(!refused, "a recording whose scratch became lasting memory was kept");
+}
+
 TEST(cuda_matmul_takes_more_rows_than_grid_y_allows) {
   // 65,535 tiles of 64 rows is where grid.y ends; the op-by-op sampler reaches it at 5 M particles.
   // 17 columns: the tiled kernel's (16 and fewer take a warp per row).
