@@ -151,15 +151,24 @@ NCSN_INLINE void tail_strip(const GemmArgs<float>& g, int64_t m_tiled, int64_t j
   }
 }
 
+// The rows < MR past the last whole tile, in one tile of their own: each of their accumulators is
+// an FMA chain, and one row's two chains alone leave the pipes three quarters idle.
+template <typename V, int MR, int NV, bool RowsA, bool RowsB>
+NCSN_INLINE void rest_tile(const GemmArgs<float>& g, int64_t i, int64_t j, int64_t rows) {
+  if constexpr (MR > 1) {
+    if (rows == MR - 1) return tile<V, MR - 1, NV, RowsA, RowsB>(g, i, j);
+    rest_tile<V, MR - 1, NV, RowsA, RowsB>(g, i, j, rows);
+  }
+}
+
 template <typename V, int MR, int NV, bool RowsA, bool RowsB>
 NCSN_INLINE void gemm_f32_tiles(const GemmArgs<float>& g) {
   constexpr int64_t nc = NV * static_cast<int64_t>(sizeof(V) / sizeof(float));
   const int64_t m_tiled = g.m - g.m % MR, n_tiled = g.n - g.n % nc;
   for (int64_t j = 0; j < n_tiled; j += nc) {
     for (int64_t i = 0; i < m_tiled; i += MR) tile<V, MR, NV, RowsA, RowsB>(g, i, j);
-    // the rows past the last whole tile one at a time, still in registers (through memory they
-    // ran at a quarter of the speed: a 6-row AVX2 tile leaves 4 of 64 rows)
-    for (int64_t i = m_tiled; i < g.m; ++i) tile<V, 1, NV, RowsA, RowsB>(g, i, j);
+    // still in registers: through memory they ran at a quarter of the speed
+    rest_tile<V, MR, NV, RowsA, RowsB>(g, m_tiled, j, g.m - m_tiled);
   }
   if (n_tiled < g.n && m_tiled > 0) tail_strip<V, MR, NV, RowsA>(g, m_tiled, n_tiled);
   gemm_rows(g, m_tiled, g.m, n_tiled);

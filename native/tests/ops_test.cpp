@@ -149,10 +149,12 @@ TEST(normals_are_standard_and_chunk_independent) {
 }
 
 // Every GEMM kernel this CPU can run, not only the one it picks: shapes with partial tiles on
-// both sides, A read transposed through its strides, and C overwritten or accumulated into.
+// both sides (9 to 15 rows leave every count of rows past the last whole tile of 4, 6 or 8), A
+// read transposed through its strides, and C overwritten or accumulated into.
 TEST(every_cpu_gemm_kernel_matches_double) {
   const char* names[] = {"base", "avx2", "avx512"};
-  const int64_t shapes[][3] = {{64, 128, 128}, {13, 37, 70}, {7, 5, 33}, {1, 1, 1}, {6, 128, 16}, {25, 3, 129}};
+  const int64_t shapes[][3] = {{64, 128, 128}, {9, 37, 70},  {10, 37, 70}, {11, 37, 70}, {12, 37, 70}, {13, 37, 70},
+                               {14, 37, 70},   {15, 37, 70}, {7, 5, 33},   {1, 1, 1},    {6, 128, 16}, {25, 3, 129}};
   unsigned seed = 300;
   for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
     for (const auto& s : shapes) {
