@@ -61,9 +61,9 @@ class DsmTrainer {
   }
   int64_t data_rows() const { return data_rows_; }
 
-  // Drops the recorded step (see step()): the next step records afresh. Whoever may have moved
-  // the buffers a recording holds since the last step calls it (a sampling run reserves the
-  // network's scratch anew).
+  // Drops the recorded step (see step()), and with it the scratch it holds: the next step records
+  // afresh. Whoever may move the buffers a recording holds calls it first (a sampling run reserves
+  // the network's scratch anew).
   void forget_recording() {
     recorded_.reset();
     recorded_key_ = RecordingKey{};

@@ -221,8 +221,13 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
   ts.fused = config_.fused;
   ts.graphs = config_.graphs;
   ts.dequantize = config_.dequantize;
-  trainer_->forget_recording();  // a sampling run since the last may have moved the network's scratch
-  trainer_->report(*state_);       // drops what an earlier call queued and did not report (it threw)
+  // A recorded step lives for one call: a sampling run after it reserves the network's scratch
+  // anew, and the scratch the recording holds goes back to the cache for it.
+  struct ForgetAtEnd {
+    DsmTrainer<float>& trainer;
+    ~ForgetAtEnd() { trainer.forget_recording(); }
+  } forget_at_end{*trainer_};
+  trainer_->report(*state_);  // drops what an earlier call queued and did not report (it threw)
   const size_t levels = config_.sigmas.size();
   using clock = std::chrono::steady_clock;
   auto since = clock::now();
