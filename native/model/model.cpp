@@ -227,7 +227,7 @@ int64_t Model::train(int64_t steps, int64_t batch, int64_t report_every,
     DsmTrainer<float>& trainer;
     ~ForgetAtEnd() { trainer.forget_recording(); }
   } forget_at_end{*trainer_};
-  trainer_->report(*state_);  // drops what an earlier call queued and did not report (it threw)
+  trainer_->report(*state_);  // what an earlier call queued and did not report (it threw): dropped, or its divergence
   const size_t levels = config_.sigmas.size();
   using clock = std::chrono::steady_clock;
   auto since = clock::now();
