@@ -304,6 +304,11 @@ int64_t gemm_tile_rows(CpuIsa isa) {
   return isa == CpuIsa::avx512 ? kTileRowsAvx512 : isa == CpuIsa::avx2 ? kTileRowsAvx2 : kTileRowsBase;
 }
 
+int64_t gemm_tile_cols(CpuIsa isa) {
+  constexpr int64_t kVectors = 2;  // NV of every kernel above
+  return kVectors * (isa == CpuIsa::avx512 ? 16 : isa == CpuIsa::avx2 ? 8 : 4);
+}
+
 void gemm(CpuIsa isa, const GemmArgs<float>& g) {
 #if NCSN_X86_64
   if (isa == CpuIsa::avx512) return gemm_f32_avx512(g);
