@@ -65,11 +65,12 @@ TEST(cuda_tensor_core_conv3x3_at_unet_sizes_within_their_bounds) {
 namespace {
 
 // y = the direct sum that defines a stride-1 conv3x3 (+ b, + the residual input where the case has
-// one) and dx = its gradient for dout, in double: the reference for the CPU's Winograd path.
+// one), and its gradients dx and dW for dout, in double: the reference for the CPU's Winograd path.
 OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>& in, const std::vector<double>& dout) {
   const int64_t n = c.n, ci = c.ci, co = c.co, h = c.h, w = c.w;
   const std::vector<double>&x = in[0], &wt = in[1], &b = in[2];
-  OpResult r{std::vector<double>(static_cast<size_t>(c.out_size)), {std::vector<double>(x.size(), 0.0)}};
+  OpResult r{std::vector<double>(static_cast<size_t>(c.out_size)),
+             {std::vector<double>(x.size(), 0.0), std::vector<double>(wt.size(), 0.0)}};
   auto tap = [&](int64_t o, int64_t i, int dy, int dx) { return wt[static_cast<size_t>(((o * ci + i) * 3 + dy) * 3 + dx)]; };
   for (int64_t img = 0; img < n; ++img)
     for (int64_t o = 0; o < co; ++o)
@@ -85,6 +86,7 @@ OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>
                 const size_t xi = static_cast<size_t>(((img * ci + i) * h + iy) * w + ix);
                 s += tap(o, i, dy, dx) * x[xi];
                 r.grad[0][xi] += tap(o, i, dy, dx) * dout[at];
+                r.grad[1][static_cast<size_t>(((o * ci + i) * 3 + dy) * 3 + dx)] += x[xi] * dout[at];
               }
           r.out[at] = s;
         }
@@ -95,8 +97,9 @@ OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>
 
 // The CPU's stride-1 convolutions run by Winograd's F(2×2, 3×3) in blocks of tile rows that split
 // images and cross from one image to the next at these sizes; the forward and the input gradient
-// (the same transform over dy) against the direct sum, in double and on every float kernel.
-TEST(cpu_winograd_conv3x3_at_unet_sizes_matches_the_direct_sum) {
+// (the same transform over dy), and the weight gradient (a product over shifted windows), against
+// the direct sum, in double and on every float kernel.
+TEST(cpu_winograd_conv3x3_and_its_gradients_at_unet_sizes_match_the_direct_sum) {
   const std::vector<Conv3x3> table{{3, 32, 32, 28, 28, 1}, {3, 96, 32, 28, 28, 1}, {2, 128, 64, 14, 14, 1},
                                    {4, 64, 64, 7, 7, 1, false, true}, {2, 5, 7, 9, 11, 1}};
   for (const Conv3x3& c : table) {
@@ -110,6 +113,7 @@ TEST(cpu_winograd_conv3x3_at_unet_sizes_matches_the_direct_sum) {
     const OpResult exact = run_case(d, c, inputs, dout);
     expect_near(c.name + ": double forward", exact.out, want.out, 1e-12);
     expect_near(c.name + ": double input gradient", exact.grad[0], want.grad[0], 1e-12);
+    expect_near(c.name + ": double weight gradient", exact.grad[1], want.grad[1], 1e-12);
     CpuOps<float> f(1);
     for (int isa = 0; isa <= static_cast<int>(cpu_isa()); ++isa) {
       const CpuIsaLimit limit(static_cast<CpuIsa>(isa));
@@ -117,6 +121,7 @@ TEST(cpu_winograd_conv3x3_at_unet_sizes_matches_the_direct_sum) {
       const std::string on = c.name + " (kernel " + std::to_string(isa) + ")";
       expect_near(on + ": float forward", got.out, want.out, c.float_tolerance);
       expect_near(on + ": float input gradient", got.grad[0], want.grad[0], c.float_tolerance);
+      expect_near(on + ": float weight gradient", got.grad[1], want.grad[1], c.float_tolerance);
     }
   }
 }
