@@ -64,24 +64,24 @@ TEST(cuda_tensor_core_conv3x3_at_unet_sizes_within_their_bounds) {
 
 namespace {
 
-// y = the direct sum that defines a stride-1 conv3x3 (+ b, + the residual input where the case has
-// one), and its gradients dx and dW for dout, in double: the reference for the CPU's Winograd path.
+// y = the direct sum that defines conv3x3 (+ b, + the residual input where the case has one), and
+// its gradients dx and dW for dout, in double: the reference for the CPU's fast paths.
 OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>& in, const std::vector<double>& dout) {
-  const int64_t n = c.n, ci = c.ci, co = c.co, h = c.h, w = c.w;
+  const int64_t n = c.n, ci = c.ci, co = c.co, h = c.h, w = c.w, ho = c.ho(), wo = c.wo();
   const std::vector<double>&x = in[0], &wt = in[1], &b = in[2];
   OpResult r{std::vector<double>(static_cast<size_t>(c.out_size)),
              {std::vector<double>(x.size(), 0.0), std::vector<double>(wt.size(), 0.0)}};
   auto tap = [&](int64_t o, int64_t i, int dy, int dx) { return wt[static_cast<size_t>(((o * ci + i) * 3 + dy) * 3 + dx)]; };
   for (int64_t img = 0; img < n; ++img)
     for (int64_t o = 0; o < co; ++o)
-      for (int64_t oy = 0; oy < h; ++oy)
-        for (int64_t ox = 0; ox < w; ++ox) {
-          const size_t at = static_cast<size_t>(((img * co + o) * h + oy) * w + ox);
+      for (int64_t oy = 0; oy < ho; ++oy)
+        for (int64_t ox = 0; ox < wo; ++ox) {
+          const size_t at = static_cast<size_t>(((img * co + o) * ho + oy) * wo + ox);
           double s = b[static_cast<size_t>(o)] + (c.residual ? in[3][at] : 0.0);
           for (int64_t i = 0; i < ci; ++i)
             for (int dy = 0; dy < 3; ++dy)
               for (int dx = 0; dx < 3; ++dx) {
-                const int64_t iy = oy + dy - 1, ix = ox + dx - 1;
+                const int64_t iy = oy * c.stride + dy - 1, ix = ox * c.stride + dx - 1;
                 if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
                 const size_t xi = static_cast<size_t>(((img * ci + i) * h + iy) * w + ix);
                 s += tap(o, i, dy, dx) * x[xi];
@@ -95,13 +95,15 @@ OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>
 
 }  // namespace
 
-// The CPU's stride-1 convolutions run by Winograd's F(2×2, 3×3) in blocks of tile rows that split
-// images and cross from one image to the next at these sizes; the forward and the input gradient
-// (the same transform over dy), and the weight gradient (a product over shifted windows), against
-// the direct sum, in double and on every float kernel.
-TEST(cpu_winograd_conv3x3_and_its_gradients_at_unet_sizes_match_the_direct_sum) {
+// At these sizes the CPU's stride-1 convolutions run by Winograd's F(2×2, 3×3) in blocks of tile
+// rows that split images and cross from one image to the next, and the stride-2 forward reads the
+// parity planes of groups of images (groups of 9 and 3 of the 12 images at 28×28). The forward and
+// both gradients against the direct sum, in double and on every float kernel.
+TEST(cpu_conv3x3_and_its_gradients_at_unet_sizes_match_the_direct_sum) {
   const std::vector<Conv3x3> table{{3, 32, 32, 28, 28, 1}, {3, 96, 32, 28, 28, 1}, {2, 128, 64, 14, 14, 1},
-                                   {4, 64, 64, 7, 7, 1, false, true}, {2, 5, 7, 9, 11, 1}};
+                                   {4, 64, 64, 7, 7, 1, false, true}, {2, 5, 7, 9, 11, 1},
+                                   {12, 32, 64, 28, 28, 2}, {3, 64, 64, 14, 14, 2, false, true},
+                                   {2, 5, 7, 9, 11, 2}};
   for (const Conv3x3& c : table) {
     auto inputs = random_inputs(c, 505);
     for (auto& v : inputs)
