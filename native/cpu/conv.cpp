@@ -155,8 +155,9 @@ void conv_windows(T* y, const T* w, const T* bias, const T* add, const T** rows,
 // matrix products, one for each position ξ = 4·row + column of the 4×4 transforms:
 //   M[ξ] = U[ξ] · V[ξ],   U[ξ]: [co × ci],  V[ξ]: [ci × tiles],  M[ξ]: [co × tiles].
 // The transforms take only additions and halvings, whose results do not depend on the vector width;
-// their roundings keep the float results within the op harness's bound of the direct sum. Tiles run in blocks of whole tile rows (the images of a chunk
-// in turn) small enough that a block's V and M stay in a core's L2 between the products.
+// their roundings keep the float results within the op harness's bound of the direct sum. Tiles run
+// in blocks of whole tile rows (the images of a chunk in turn) small enough that a block's V and M
+// stay in a core's L2 between the products.
 
 #define NCSN_ALWAYS inline __attribute__((always_inline))
 

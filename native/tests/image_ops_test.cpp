@@ -71,7 +71,9 @@ OpResult direct_conv3x3(const Conv3x3& c, const std::vector<std::vector<double>>
   const std::vector<double>&x = in[0], &wt = in[1], &b = in[2];
   OpResult r{std::vector<double>(static_cast<size_t>(c.out_size)),
              {std::vector<double>(x.size(), 0.0), std::vector<double>(wt.size(), 0.0)}};
-  auto tap = [&](int64_t o, int64_t i, int dy, int dx) { return wt[static_cast<size_t>(((o * ci + i) * 3 + dy) * 3 + dx)]; };
+  auto tap = [&](int64_t o, int64_t i, int dy, int dx) {
+    return wt[static_cast<size_t>(((o * ci + i) * 3 + dy) * 3 + dx)];
+  };
   for (int64_t img = 0; img < n; ++img)
     for (int64_t o = 0; o < co; ++o)
       for (int64_t oy = 0; oy < ho; ++oy)
