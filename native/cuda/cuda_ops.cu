@@ -620,6 +620,9 @@ class CudaOps final : public Ops<float> {
     use();
     StepRecording rec{first};
     auto recorded = std::make_unique<CudaRecordedStep>(stream_, graph_replays_, memory_);
+    // Lasting memory that a step makes on first use must not be made while it is recorded, where it
+    // could take a block of the step's scratch and refuse the recording (CachingAllocator).
+    norm_scratch();
     // Relaxed: the step's scratch may come from cudaMalloc while it is recorded.
     if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
       cudaGetLastError();

@@ -148,6 +148,29 @@ TEST(cuda_recorded_step_keeps_its_scratch_from_later_allocations) {
   CHECK(!refused, "a recording whose scratch became lasting memory was kept");
 }
 
+// pc's step sizes sum row norms in partial sums that a GPU backend makes on first use and keeps.
+// Made while a step is recorded, they could take a block the step released (one of about their
+// size here) and refuse the recording, as one test order did; they are made before it starts.
+TEST(cuda_a_step_recorded_before_any_row_norms_is_kept) {
+  gpu();
+  const std::unique_ptr<Ops<float>> fresh = make_cuda_ops(0);  // no row norms summed yet
+  const int64_t m = 300, d = 20;
+  Vec s = random_values<float>(m * d, 81), z = random_values<float>(m * d, 82), want(2);
+  cpu().corrector_step_size(want.data(), mat(s, m, d), mat(z, m, d), 0.16);
+  Array<float> gs(*fresh, m * d), gz(*fresh, m * d), step(*fresh, 2);
+  gs.upload(s.data(), m * d);
+  gz.upload(z.data(), m * d);
+  std::unique_ptr<RecordedStep> recorded = fresh->record_step(0, [&](uint64_t) {
+    { Array<double> released(*fresh, 300); }
+    fresh->corrector_step_size(step.data(), gs.mat(m, d), gz.mat(m, d), 0.16);
+  });
+  CHECK(recorded, "a step whose row norms were the first was not recorded");
+  recorded->run(1);
+  Vec got(2);
+  step.download(got.data(), 2);
+  expect_close("recorded corrector step sizes", got, want, 1e-6);
+}
+
 TEST(cuda_matmul_takes_more_rows_than_grid_y_allows) {
   // 65,535 tiles of 64 rows is where grid.y ends; the op-by-op sampler reaches it at 5 M particles.
   // 17 columns: the tiled kernel's (16 and fewer take a warp per row).
