@@ -432,6 +432,9 @@ class CudaOps final : public Ops<float> {
     cuda_check(cudaMemGetInfo(&free_bytes, &memory_bytes_), "cudaMemGetInfo");
     fused_ = std::make_unique<FusedMlp>(device, stream_, *this, tf32_);
     image_ops_ = std::make_unique<CudaImageOps>(stream_, *this, precision);
+    // made here rather than on first use, which may be inside a recorded step, where it could take a
+    // block of the step's scratch and refuse the recording (CachingAllocator)
+    norm_partials_ = Array<double>(*this, NORM_BLOCKS + 2);
   }
   ~CudaOps() override {
     cudaSetDevice(device_);
@@ -552,7 +555,7 @@ class CudaOps final : public Ops<float> {
   }
   void corrector_step_size(float* step, Mat<float> s, Mat<float> z, double snr) override {
     use();
-    double* sums = norm_scratch() + NORM_BLOCKS;
+    double* sums = norm_partials_.data() + NORM_BLOCKS;
     queue_row_norm_sum(sums, s);
     queue_row_norm_sum(sums + 1, z);  // after the first sum on the stream, so the partials can be reused
     corrector_step_size_k<<<1, 1, 0, stream_>>>(step, sums, s.rows, snr);
@@ -560,7 +563,7 @@ class CudaOps final : public Ops<float> {
   }
   double sum_row_norms(Mat<float> a) override {
     use();
-    queue_row_norm_sum(norm_scratch() + NORM_BLOCKS, a);
+    queue_row_norm_sum(norm_partials_.data() + NORM_BLOCKS, a);
     double total = 0;
     norm_partials_.download(&total, 1, NORM_BLOCKS);
     return total;
@@ -620,9 +623,6 @@ class CudaOps final : public Ops<float> {
     use();
     StepRecording rec{first};
     auto recorded = std::make_unique<CudaRecordedStep>(stream_, graph_replays_, memory_);
-    // Lasting memory that a step makes on first use must not be made while it is recorded, where it
-    // could take a block of the step's scratch and refuse the recording (CachingAllocator).
-    norm_scratch();
     // Relaxed: the step's scratch may come from cudaMalloc while it is recorded.
     if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
       cudaGetLastError();
@@ -651,14 +651,9 @@ class CudaOps final : public Ops<float> {
 
  private:
   void use() { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
-  // NORM_BLOCKS partial sums of row norms, then two totals.
-  double* norm_scratch() {
-    if (!norm_partials_.data()) norm_partials_ = Array<double>(*this, NORM_BLOCKS + 2);
-    return norm_partials_.data();
-  }
   // *total = Σ_r ‖a[r]‖₂, queued on the stream in two passes whose order depends on the shape alone.
   void queue_row_norm_sum(double* total, Mat<float> a) {
-    double* partials = norm_scratch();
+    double* partials = norm_partials_.data();
     row_norm_partials_k<<<NORM_BLOCKS, GRID_THREADS, 0, stream_>>>(partials, a.data, a.rows, a.cols);
     launch_check("sum_row_norms");
     sum_partials_k<<<1, NORM_BLOCKS, 0, stream_>>>(total, partials);
@@ -692,7 +687,7 @@ class CudaOps final : public Ops<float> {
   CachingAllocator memory_;
   std::unique_ptr<FusedMlp> fused_;
   std::unique_ptr<CudaImageOps> image_ops_;
-  Array<double> norm_partials_;  // see norm_scratch()
+  Array<double> norm_partials_;  // NORM_BLOCKS partial sums of row norms, then two totals
   StepRecording* recording_ = nullptr;  // while record_step records a step
   std::atomic<int64_t> graph_replays_{0};
 };
