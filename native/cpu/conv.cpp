@@ -318,13 +318,14 @@ void conv_winograd(const Tensor4<T>& y, const Tensor4<T>& x, const T* w, const T
   // a whole number of the kernel's column tiles: the columns past a block's tiles hold zeros or an
   // earlier block's values, and their products are not read
   const int64_t tile_cols = gemm_tile_cols(thread_isa());
-  const int64_t ld = (block_rows * row + tile_cols - 1) / tile_cols * tile_cols;
+  auto whole_tiles = [&](int64_t n) { return (n + tile_cols - 1) / tile_cols * tile_cols; };
+  const int64_t ld = whole_tiles(block_rows * row);
   const int64_t v_ld = ci * ld + kSkew, m_ld = co * ld + kSkew;
   T* v = scratch(buf_v, static_cast<size_t>(16 * v_ld));
   T* m = scratch(buf_m, static_cast<size_t>(16 * m_ld));
   const int64_t plane_size = (th + 1) * row + 1;
   T* planes = scratch(buf_planes, static_cast<size_t>(4 * plane_size));
-  T* work = scratch(buf_work, static_cast<size_t>(std::max(8 * (ld + 1), 4 * ld)));
+  T* work = scratch(buf_work, static_cast<size_t>(8 * (ld + 1)));  // Bᵀ d, then an output block's rows
   const int64_t tile_rows = x.n * th;
   for (int64_t r0 = 0; r0 < tile_rows; r0 += block_rows) {
     const int64_t r1 = std::min(tile_rows, r0 + block_rows);
@@ -341,9 +342,9 @@ void conv_winograd(const Tensor4<T>& y, const Tensor4<T>& x, const T* w, const T
         patches(v + c * ld + (r - r0) * row, v_ld, plane, row, (ty1 - ty0) * row, work);
         r += ty1 - ty0;
       }
-    const int64_t count = (r1 - r0) * row, cols = (count + tile_cols - 1) / tile_cols * tile_cols;
+    const int64_t count = (r1 - r0) * row;
     for (int xi = 0; xi < 16; ++xi)
-      gemm(GemmArgs<T>{m + xi * m_ld, ld, u + xi * u_ld, ci, 1, v + xi * v_ld, ld, co, cols, ci, false});
+      gemm(GemmArgs<T>{m + xi * m_ld, ld, u + xi * u_ld, ci, 1, v + xi * v_ld, ld, co, whole_tiles(count), ci, false});
     for (int64_t o = 0; o < co; ++o) {
       T* q[2] = {work, work + 2 * ld};
       outputs(q[0], q[1], m + o * ld, m_ld, count, bias ? bias[o] : T(0));

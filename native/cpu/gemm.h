@@ -54,8 +54,8 @@ CpuIsa thread_isa();
 // Rows of C in one register tile of the kernel for `isa`: a product of a multiple of them rows
 // runs wholly on whole tiles.
 int64_t gemm_tile_rows(CpuIsa isa);
-// Columns of C in one register tile: the rest of a product narrower than a multiple of them runs
-// through a copied strip (or, for doubles, a row at a time).
+// Columns of C in one register tile of the float kernel for `isa`: a product of a multiple of them
+// columns runs wholly on whole tiles, where the rest would go through a copied strip.
 int64_t gemm_tile_cols(CpuIsa isa);
 
 // While it lives, the kernels on this thread take at most `isa`: the tests run whole ops on
